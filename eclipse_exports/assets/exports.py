@@ -1,0 +1,192 @@
+"""The export assets ``alerts_export``, ``infringements_export`` and ``actions_export``.
+
+Each is partitioned by workspace. A materialization launched by
+``export_request_sensor`` carries its request as run config; one launched
+from the Dagster UI or a backfill carries none and exports the whole
+partition as CSV under a generated job id. The work itself is
+:func:`eclipse_exports.exporter.run_export`; this layer turns config into a
+request, reports progress to the run log and shapes the outcome as
+materialization metadata or a failure.
+"""
+
+# No `from __future__ import annotations` here: Dagster resolves the Config
+# parameter's annotation at definition time.
+import json
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Backoff,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+from pydantic import Field
+
+from eclipse_exports.config import known_secrets, redact
+from eclipse_exports.exporter import ExportFailed, run_export
+from eclipse_exports.models import ErrorCode, ExportRequest, InvalidRequest, ResourceType, utc_now
+from eclipse_exports.partitions import workspace_partitions
+from eclipse_exports.resources import (
+    ExportLimitsResource,
+    ExportStorageResource,
+    RedisResource,
+    SourceDatabaseResource,
+)
+
+RETRY_POLICY = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
+RUN_TAG_PREFIX = "eclipse/"
+
+
+class ExportFiltersConfig(Config):
+    """Row filters (CONTRACT ``filters``); dates are ISO-8601 with an offset."""
+
+    severity: list[str] | None = None
+    status: list[str] | None = None
+    brand: list[str] | None = None
+    date_from: str | None = Field(None, description="inclusive lower bound, e.g. 2026-11-01T00:00:00Z")
+    date_to: str | None = Field(None, description="exclusive upper bound")
+
+
+class ExportOptionsConfig(Config):
+    """File options (CONTRACT ``options``)."""
+
+    compression: str = "none"
+    excel_compatible: bool = False
+
+
+class ExportConfig(Config):
+    """The export request of one run; all fields optional for UI and backfill materializations."""
+
+    job_id: str | None = Field(None, description="request id; generated from the run id when empty")
+    user_id: str | None = Field(None, description="requesting user; empty for operator materializations")
+    format: str = "csv"
+    filters: ExportFiltersConfig = Field(default_factory=ExportFiltersConfig)
+    options: ExportOptionsConfig = Field(default_factory=ExportOptionsConfig)
+    delivery: str = "download"
+    created_at: str | None = None
+
+    @classmethod
+    def from_request(cls, request: ExportRequest) -> "ExportConfig":
+        """Run config for a validated request (the sensor's side)."""
+        f, o = request.filters, request.options
+        return cls(
+            job_id=request.id,
+            user_id=request.user_id,
+            format=request.format.value,
+            filters=ExportFiltersConfig(
+                severity=f.severity, status=f.status, brand=f.brand,
+                date_from=f.date_from.isoformat() if f.date_from else None,
+                date_to=f.date_to.isoformat() if f.date_to else None,
+            ),
+            options=ExportOptionsConfig(compression=o.compression, excel_compatible=o.excel_compatible),
+            delivery=request.delivery,
+            created_at=request.created_at.isoformat() if request.created_at else None,
+        )
+
+    def to_request(self, resource: ResourceType, workspace_id: str, run_id: str) -> ExportRequest:
+        """Validate this config as a CONTRACT request. Raises :class:`InvalidRequest`."""
+        filters = {k: v for k, v in {
+            "severity": self.filters.severity, "status": self.filters.status, "brand": self.filters.brand,
+            "from": self.filters.date_from, "to": self.filters.date_to}.items() if v is not None}
+        payload = {
+            "id": self.job_id or f"dagster-{run_id}",
+            "workspaceId": workspace_id,
+            "userId": self.user_id or "operator",
+            "resourceType": resource.value,
+            "format": self.format,
+            "filters": filters,
+            "options": {"compression": self.options.compression, "excelCompatible": self.options.excel_compatible},
+            "delivery": self.delivery,
+        }
+        if self.created_at:
+            payload["createdAt"] = self.created_at
+        return ExportRequest.from_payload(json.dumps(payload))
+
+
+def run_tags(request: ExportRequest) -> dict[str, str]:
+    """The CONTRACT run tags of a request's run."""
+    return {
+        f"{RUN_TAG_PREFIX}job_id": request.id,
+        f"{RUN_TAG_PREFIX}workspace_id": request.workspace_id,
+        f"{RUN_TAG_PREFIX}user_id": request.user_id,
+        f"{RUN_TAG_PREFIX}resource_type": request.resource_type.value,
+        f"{RUN_TAG_PREFIX}format": request.format.value,
+    }
+
+
+def export_asset_for(resource: ResourceType) -> AssetsDefinition:
+    """Build the workspace-partitioned export asset ``{resource}_export``."""
+    resource = ResourceType(resource)
+
+    @asset(
+        name=f"{resource.value}_export",
+        partitions_def=workspace_partitions,
+        group_name="exports",
+        retry_policy=RETRY_POLICY,
+        kinds={"s3", "redis"},
+        description=f"A workspace's {resource.value}, exported to S3 as requested "
+                    "(CSV of the whole partition when materialized from the UI or a backfill).",
+    )
+    def _export(
+        context: AssetExecutionContext,
+        config: ExportConfig,
+        source_db: SourceDatabaseResource,
+        redis: RedisResource,
+        storage: ExportStorageResource,
+        limits: ExportLimitsResource,
+    ) -> MaterializeResult:
+        status = redis.get_status_store()
+        try:
+            request = config.to_request(resource, context.partition_key, context.run_id)
+        except InvalidRequest as exc:
+            raise Failure(f"invalid export request in run config: {exc}", allow_retries=False) from None
+        if not config.job_id:
+            context.instance.add_run_tags(context.run_id, run_tags(request))
+
+        def report(rows: int, total: int) -> None:
+            context.log.info(f"{request.id}: {rows:,} of {total:,} rows written")
+
+        try:
+            result = run_export(
+                request,
+                engine=source_db.get_engine(),
+                storage=storage.get_storage(),
+                status=status,
+                limits=limits.get_limits(),
+                run_id=context.run_id,
+                check_user_access=bool(config.user_id),
+                on_progress=report,
+            )
+        except ExportFailed as exc:
+            status.failed(request.id, exc.code, str(exc), utc_now(), context.run_id)
+            raise Failure(f"{exc.code.value}: {exc}", allow_retries=False,
+                          metadata={"job_id": request.id, "error_code": exc.code.value}) from None
+        except Exception as exc:
+            message = redact(f"{type(exc).__name__}: {exc}", known_secrets())
+            if context.retry_number >= RETRY_POLICY.max_retries:
+                status.failed(request.id, ErrorCode.EXPORT_FAILED, message, utc_now(), context.run_id)
+                raise Failure(f"export_failed: {message}", allow_retries=False) from None
+            context.log.warning(f"{request.id}: attempt {context.retry_number + 1} failed, retrying: {message}")
+            raise Failure(f"export_failed (will retry): {message}") from None
+
+        return MaterializeResult(
+            metadata={
+                "job_id": request.id,
+                "format": result.format,
+                "row_count": MetadataValue.int(result.row_count),
+                "byte_size": MetadataValue.int(result.byte_size),
+                "s3_uri": MetadataValue.url(result.s3_uri),
+                "duration_seconds": MetadataValue.float(round(result.duration_seconds, 3)),
+                "rows_per_second": MetadataValue.float(round(result.rows_per_second, 1)),
+                "expires_at": result.expires_at.isoformat(),
+            }
+        )
+
+    return _export
+
+
+EXPORT_ASSETS = [export_asset_for(r) for r in (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS)]

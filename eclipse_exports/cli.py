@@ -1,0 +1,240 @@
+"""The ``eclipse-exports`` command line (CONTRACT section 7, plus ``dev``).
+
+Commands: ``demo-data``, ``request``, ``status``, ``url`` and ``dev`` (start
+the local services and Dagster). Errors go to stderr with a non-zero exit.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import click
+import redis
+from sqlalchemy import inspect
+
+from eclipse_exports.config import Settings, redact
+from eclipse_exports.local_services import Service, port_open, start_redis, start_seaweedfs
+from eclipse_exports.models import ExportRequest, InvalidRequest, JobStatus
+from eclipse_exports.queue.producer import enqueue_request
+from eclipse_exports.queue.status import TERMINAL_STATUSES, JobStatusStore
+from eclipse_exports.source.demo_data import SCALES, load_demo_data
+from eclipse_exports.source.engine import source_engine
+from eclipse_exports.storage import ExportStorage, make_s3_client
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_ACCESS_KEY, DEV_SECRET_KEY = "eclipse-dev", "eclipse-dev-secret"
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(redact(message))
+
+
+def _redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+
+
+@click.group()
+def main() -> None:
+    """Eclipse Exports: export Eclipse alerts, infringements and actions to S3 via Dagster."""
+
+
+@main.command("demo-data")
+@click.option("--database-url", help="SQLAlchemy URL (default: ECLIPSE_DATABASE_URL or the local SQLite file).")
+@click.option("--scale", type=click.Choice(sorted(SCALES)), default="small", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True, help="Same seed (and --as-of), same rows.")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="End of the 90-day history (default today).")
+def demo_data(database_url: str | None, scale: str, seed: int, as_of: datetime | None) -> None:
+    """Create the source tables and fill them with demo workspaces, users and generated data."""
+    settings = Settings.from_env()
+    url = database_url or settings.database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        counts = load_demo_data(source_engine(url), scale, seed, as_of.replace(tzinfo=UTC) if as_of else None)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, redacted, as a CLI error
+        _fail(f"demo data failed: {exc}")
+    summary = ", ".join(f"{n:,} {t}" for t, n in counts.items())
+    click.echo(f"demo data ({scale}, seed {seed}) in {redact(url)}: {summary} [{time.monotonic() - started:.1f}s]")
+
+
+@main.command("request")
+@click.option("--workspace", required=True)
+@click.option("--user", required=True)
+@click.option("--resource", required=True, type=click.Choice(["alerts", "infringements", "actions", "report"]))
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "json", "jsonl", "parquet", "html"]))
+@click.option("--severity", multiple=True, help="Repeat for several values.")
+@click.option("--status", "statuses", multiple=True, help="Repeat for several values.")
+@click.option("--brand", multiple=True, help="Brand name; repeat for several.")
+@click.option("--from", "date_from", help="Inclusive, ISO-8601 with offset, e.g. 2026-11-01T00:00:00Z.")
+@click.option("--to", "date_to", help="Exclusive, ISO-8601 with offset.")
+@click.option("--compression", type=click.Choice(["none", "gzip"]), default="none", show_default=True)
+@click.option("--excel-compatible", is_flag=True, help="CSV only: UTF-8 BOM and CRLF line ends.")
+@click.option("--delivery", type=click.Choice(["download", "email"]), default="download", show_default=True)
+@click.option("--id", "job_id", help="Request id (default: a new UUID).")
+def request_cmd(workspace: str, user: str, resource: str, fmt: str, severity: tuple, statuses: tuple,
+                brand: tuple, date_from: str | None, date_to: str | None, compression: str,
+                excel_compatible: bool, delivery: str, job_id: str | None) -> None:
+    """Put an export request on the Redis stream and print its job id."""
+    filters = {k: v for k, v in {"severity": list(severity) or None, "status": list(statuses) or None,
+                                 "brand": list(brand) or None, "from": date_from, "to": date_to}.items() if v}
+    options: dict = {"compression": compression}
+    if excel_compatible:
+        options["excelCompatible"] = True
+    payload = {"id": job_id or str(uuid.uuid4()), "workspaceId": workspace, "userId": user,
+               "resourceType": resource, "format": fmt, "filters": filters, "options": options,
+               "delivery": delivery, "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    try:
+        request = ExportRequest.from_payload(json.dumps(payload))
+    except InvalidRequest as exc:
+        _fail(f"invalid request: {exc}")
+    settings = Settings.from_env()
+    try:
+        enqueue_request(_redis(settings), request, settings.retention_hours)
+    except redis.RedisError as exc:
+        _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
+    click.echo(request.id)
+
+
+def _progress_line(fields: dict[str, str]) -> str:
+    pct = int(fields.get("progress") or 0)
+    bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
+    rows = fields.get("rowsWritten") or "0"
+    total = fields.get("rowCount") or "?"
+    return f"[{bar}] {pct:3d}%  {int(rows):,}/{total if total == '?' else f'{int(total):,}'} rows  {fields.get('status')}"
+
+
+@main.command("status")
+@click.argument("job_id")
+@click.option("--watch", is_flag=True, help="Show live progress until the job ends.")
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to watch before giving up.")
+def status_cmd(job_id: str, watch: bool, timeout: float) -> None:
+    """Print a job's status hash (exit 1 if it failed or was rejected)."""
+    settings = Settings.from_env()
+    store = JobStatusStore(_redis(settings), settings.retention_hours)
+    try:
+        fields = store.get(job_id)
+        deadline = time.monotonic() + timeout
+        while watch and fields.get("status") not in TERMINAL_STATUSES and time.monotonic() < deadline:
+            click.echo("\r" + _progress_line(fields) if fields else f"\rwaiting for {job_id}…", nl=False, err=True)
+            time.sleep(0.5)
+            fields = store.get(job_id)
+        if watch and fields:
+            click.echo("\r" + _progress_line(fields), err=True)
+    except redis.RedisError as exc:
+        _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
+    if not fields:
+        _fail(f"unknown job '{job_id}'")
+    for key in sorted(fields):
+        click.echo(f"{key}: {fields[key]}")
+    if fields.get("status") in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED):
+        sys.exit(1)
+
+
+def _storage(settings: Settings) -> ExportStorage:
+    return ExportStorage(make_s3_client(settings.s3_endpoint_url), settings.s3_bucket, settings.s3_prefix)
+
+
+@main.command("url")
+@click.argument("job_id")
+def url_cmd(job_id: str) -> None:
+    """Print a fresh presigned download URL for a completed job's live file."""
+    settings = Settings.from_env()
+    fields = JobStatusStore(_redis(settings), settings.retention_hours).get(job_id)
+    if fields.get("status") != JobStatus.COMPLETED or not fields.get("filePath"):
+        _fail(f"job '{job_id}' has no live file (status: {fields.get('status', 'unknown')})")
+    expires = datetime.fromisoformat(fields["expiresAt"].replace("Z", "+00:00"))
+    left = int((expires - datetime.now(UTC)).total_seconds())
+    storage = _storage(settings)
+    if left <= 0 or not storage.exists(fields["filePath"]):
+        _fail(f"the file of job '{job_id}' has expired")
+    click.echo(storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left)))
+
+
+def _ensure_redis(settings: Settings, services: list[Service]) -> None:
+    parsed = urlparse(settings.redis_url)
+    host, port = parsed.hostname or "localhost", parsed.port or 6379
+    if port_open(host, port):
+        click.echo(f"redis: using the server at {host}:{port}")
+        return
+    if host not in ("localhost", "127.0.0.1"):
+        _fail(f"no Redis at {settings.redis_url} and it is not local, so none can be started")
+    services.append(start_redis(port, settings.data_dir / "redis", settings.data_dir / "redis.log"))
+    click.echo(f"redis: started redis-server on {port} (data in {settings.data_dir / 'redis'})")
+
+
+def _ensure_s3(settings: Settings, services: list[Service]) -> Settings:
+    if settings.s3_endpoint_url is None:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", DEV_ACCESS_KEY)
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", DEV_SECRET_KEY)
+        os.environ.setdefault("AWS_REGION", "us-east-1")
+        if port_open("127.0.0.1", 8333):
+            click.echo("s3: using the endpoint already on 127.0.0.1:8333")
+        else:
+            services.append(start_seaweedfs(settings.data_dir / "seaweedfs", settings.s3_bucket,
+                                            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
+                                            log_file=settings.data_dir / "seaweedfs.log"))
+            click.echo(f"s3: started SeaweedFS on 8333 (data in {settings.data_dir / 'seaweedfs'})")
+        os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:8333"
+        settings = Settings.from_env()
+    storage = _storage(settings)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            storage.ensure_bucket()
+            break
+        except Exception as exc:  # noqa: BLE001 - the endpoint may still be starting
+            if time.monotonic() > deadline:
+                _fail(f"S3 endpoint {settings.s3_endpoint_url} not ready: {exc}")
+            time.sleep(0.5)
+    click.echo(f"s3: bucket '{settings.s3_bucket}' at {settings.s3_endpoint_url or 'AWS'}")
+    return settings
+
+
+def _ensure_demo_data(settings: Settings, scale: str) -> None:
+    engine = source_engine(settings.database_url)
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if inspect(engine).has_table("alerts"):
+        click.echo(f"source database: {redact(settings.database_url)} (already has data)")
+        return
+    counts = load_demo_data(engine, scale)
+    click.echo(f"source database: {redact(settings.database_url)} seeded with {counts['alerts']:,} alerts")
+
+
+@main.command("dev")
+@click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Dagster UI bind address.")
+@click.option("--scale", type=click.Choice(sorted(SCALES)), default="small", show_default=True,
+              help="Demo data scale when the source database is empty.")
+def dev(port: int, host: str, scale: str) -> None:
+    """Start whatever is missing (Redis, SeaweedFS S3, demo data) and run `dagster dev` with the daemon."""
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["ECLIPSE_DATA_DIR"] = str(settings.data_dir)
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    services: list[Service] = []
+    try:
+        _ensure_redis(settings, services)
+        settings = _ensure_s3(settings, services)
+        _ensure_demo_data(settings, scale)
+        click.echo(f"dagster: UI on http://{host}:{port} (DAGSTER_HOME={dagster_home})")
+        command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                   "-h", host, "-p", str(port)]
+        subprocess.run(command, cwd=PROJECT_ROOT, check=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for service in reversed(services):
+            service.stop()

@@ -1,0 +1,82 @@
+"""Runtime settings read from the environment (CONTRACT section 5).
+
+Every setting has the CONTRACT default, so a bare environment gives a working
+local setup: an SQLite source database in the local data folder, Redis on
+localhost and the ``eclipse-exports`` bucket.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Resolved configuration of one deployment.
+
+    Built by :meth:`from_env`; tests build it directly with their throwaway
+    services. Sizes are in bytes, durations in the unit their name says.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: Path = Field(description="Local data folder (SQLite file, service data).")
+    database_url: str = Field(description="SQLAlchemy URL of the Eclipse source database.")
+    redis_url: str = Field(description="Redis holding the request stream and job status hashes.")
+    s3_bucket: str = "eclipse-exports"
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    retention_hours: int = Field(72, gt=0)
+    download_url_ttl_seconds: int = Field(3600, gt=0)
+    max_export_rows: int = Field(10_000_000, gt=0)
+    workspace_quota_bytes: int = Field(5_368_709_120, gt=0)
+    smtp_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read the CONTRACT environment variables, applying CONTRACT defaults.
+
+        ``ECLIPSE_DATA_DIR`` (default ``./.local``) locates the default SQLite
+        file. Raises ``pydantic.ValidationError`` for a non-numeric or
+        non-positive number.
+        """
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("ECLIPSE_DATA_DIR") or Path.cwd() / ".local").resolve()
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("ECLIPSE_DATABASE_URL") or f"sqlite:///{data_dir / 'eclipse.db'}",
+            redis_url=env.get("ECLIPSE_REDIS_URL") or "redis://localhost:6379/0",
+            s3_bucket=env.get("ECLIPSE_S3_BUCKET") or "eclipse-exports",
+            s3_prefix=env.get("ECLIPSE_S3_PREFIX") or "",
+            s3_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            retention_hours=env.get("ECLIPSE_RETENTION_HOURS") or 72,
+            download_url_ttl_seconds=env.get("ECLIPSE_DOWNLOAD_URL_TTL_SECONDS") or 3600,
+            max_export_rows=env.get("ECLIPSE_MAX_EXPORT_ROWS") or 10_000_000,
+            workspace_quota_bytes=env.get("ECLIPSE_WORKSPACE_QUOTA_BYTES") or 5_368_709_120,
+            smtp_url=env.get("ECLIPSE_SMTP_URL") or None,
+        )
+
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Return ``text`` with URL credentials and the given secret values masked.
+
+    ``scheme://user:password@host`` becomes ``scheme://***@host``; every
+    non-empty string in ``secrets`` (for example the S3 secret key) becomes
+    ``***``. Used on every error message that leaves the process.
+    """
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def known_secrets(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Secret values present in the environment that must never be printed."""
+    env = os.environ if env is None else env
+    return tuple(v for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if (v := env.get(k)))

@@ -1,0 +1,173 @@
+"""One export job from start to finish, without Dagster: snapshot, size check, stream, upload, status.
+
+:func:`run_export` is what an asset materialization does for a request:
+
+1. status ``running`` (with the Dagster run id);
+2. inside one read-only snapshot: re-check access, count the matching rows,
+   refuse more than ``max_export_rows`` (``too_large``, before anything is
+   written) and a workspace over its quota (``quota_exceeded``);
+3. stream rows batch by batch through the format writer (and gzip) into an
+   S3 multipart upload, reporting progress after every batch;
+4. presign a download URL and set status ``completed``.
+
+Errors the user can act on raise :class:`ExportFailed` with a CONTRACT error
+code; anything else propagates (the caller marks the job ``failed``).
+"""
+
+import gzip
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from eclipse_exports.columns import export_schema
+from eclipse_exports.models import ErrorCode, ExportRequest, ResourceType, iso_utc, utc_now
+from eclipse_exports.queue.status import JobStatusStore
+from eclipse_exports.source.access import check_access
+from eclipse_exports.source.queries import count_query, export_query
+from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, count_rows, export_snapshot, iter_record_batches
+from eclipse_exports.storage import ExportStorage
+from eclipse_exports.writers import CONTENT_TYPES, open_writer
+
+
+class ExportFailed(Exception):
+    """A job that cannot complete for a reason the user can act on.
+
+    ``code`` is the CONTRACT ``errorCode``; ``str(exc)`` the readable cause.
+    Retrying does not help.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ExportLimits:
+    """Deployment limits (CONTRACT section 5): rows per export, bytes per workspace, file lifetime."""
+
+    max_export_rows: int = 10_000_000
+    workspace_quota_bytes: int = 5_368_709_120
+    retention_hours: int = 72
+    download_url_ttl_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A finished export: where the file is, what it holds and how fast it was written."""
+
+    job_id: str
+    key: str
+    s3_uri: str
+    format: str
+    row_count: int
+    byte_size: int
+    download_url: str
+    expires_at: datetime
+    completed_at: datetime
+    duration_seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput over the whole job (count, stream and upload)."""
+        return self.row_count / self.duration_seconds if self.duration_seconds > 0 else float(self.row_count)
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def run_export(
+    request: ExportRequest,
+    *,
+    engine: Engine,
+    storage: ExportStorage,
+    status: JobStatusStore,
+    limits: ExportLimits,
+    run_id: str,
+    check_user_access: bool = True,
+    on_progress: ProgressCallback | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> ExportResult:
+    """Export ``request``'s rows to S3 and record the outcome in its status hash.
+
+    ``on_progress(rows_written, total_rows)`` is called after every batch.
+    ``check_user_access=False`` skips the membership check (operator
+    materializations with no requesting user). Raises :class:`ExportFailed`
+    (access, ``too_large``, ``quota_exceeded``) and lets other errors through;
+    a failed upload is aborted so no parts remain.
+    """
+    resource = ResourceType(request.resource_type)
+    schema = export_schema(resource)
+    started_at = utc_now()
+    clock = time.monotonic()
+    status.running(request, run_id, started_at)
+
+    with export_snapshot(engine) as conn:
+        if check_user_access:
+            denied = check_access(conn, request.workspace_id, request.user_id, resource)
+            if denied is not None:
+                raise ExportFailed(denied.code, denied.message)
+        total = count_rows(conn, count_query(resource, request.workspace_id, request.filters))
+        if total > limits.max_export_rows:
+            raise ExportFailed(
+                ErrorCode.TOO_LARGE,
+                f"{total:,} rows match this export; the limit is {limits.max_export_rows:,}. "
+                "Narrow the filters (date range, severity, status or brand) and request it again.",
+            )
+        used = storage.workspace_export_bytes(request.workspace_id)
+        if used >= limits.workspace_quota_bytes:
+            raise ExportFailed(
+                ErrorCode.QUOTA_EXCEEDED,
+                f"workspace '{request.workspace_id}' already holds {used:,} bytes of exports "
+                f"(quota {limits.workspace_quota_bytes:,}); wait for older files to expire.",
+            )
+        status.progress(request.id, 0, total)
+        key = storage.export_key(request.workspace_id, resource, request.id, request.extension, started_at)
+        filename = key.rsplit("/", 1)[-1]
+        written = 0
+        with storage.open_upload(key, CONTENT_TYPES[request.format], filename) as upload:
+            sink = gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) \
+                if request.options.compression == "gzip" else upload
+            writer = open_writer(request.format, sink, schema, request.options.excel_compatible)
+            for batch in iter_record_batches(conn, export_query(resource, request.workspace_id, request.filters),
+                                             schema, batch_rows):
+                writer.write(batch)
+                written += batch.num_rows
+                status.progress(request.id, written, total)
+                if on_progress is not None:
+                    on_progress(written, total)
+            writer.close()
+            if sink is not upload:
+                sink.close()
+        byte_size = upload.bytes_written
+
+    completed_at = utc_now()
+    expires_at = completed_at + timedelta(hours=limits.retention_hours)
+    ttl = min(limits.download_url_ttl_seconds, int((expires_at - completed_at).total_seconds()))
+    url = storage.presign(key, ttl)
+    status.completed(
+        request.id,
+        {
+            "rowCount": written,
+            "byteSize": byte_size,
+            "filePath": key,
+            "downloadUrl": url,
+            "expiresAt": iso_utc(expires_at),
+            "completedAt": iso_utc(completed_at),
+            "rowsWritten": written,
+        },
+    )
+    return ExportResult(
+        job_id=request.id,
+        key=key,
+        s3_uri=f"s3://{storage.bucket}/{key}",
+        format=request.format.value,
+        row_count=written,
+        byte_size=byte_size,
+        download_url=url,
+        expires_at=expires_at,
+        completed_at=completed_at,
+        duration_seconds=time.monotonic() - clock,
+    )

@@ -1,0 +1,171 @@
+"""Request intake: what the sensor does with new stream entries, without Dagster.
+
+:func:`take_requests` reads the request stream after a cursor (the last entry
+id handled; entries are never popped or deleted), and for each entry runs the
+CONTRACT checks in order:
+
+1. the payload is a valid request (else ``invalid_request``, and the entry is
+   copied to the dead-letter stream with the reason);
+2. its id was not used by an earlier entry (else dead-lettered as a duplicate;
+   the first job's status is not touched);
+3. the workspace exists, is active, and the user's role allows the resource
+   (else ``rejected`` with ``unknown_workspace``, ``workspace_inactive`` or
+   ``forbidden``; no dead-letter entry).
+
+Accepted requests get status ``queued`` and are returned for the caller to
+launch. Reading an entry again (after a failed tick or a restart) is not a
+duplicate. Nothing here raises for bad input; a source-database outage stops
+the batch before the entry that needed it, so that entry is retried.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from eclipse_exports.config import redact
+from eclipse_exports.models import ID_RE, ErrorCode, ExportRequest, InvalidRequest, JobStatus, utc_now
+from eclipse_exports.queue.keys import DEAD_LETTER_STREAM, REQUEST_STREAM, request_id_claim_key
+from eclipse_exports.queue.status import JobStatusStore, request_fields
+from eclipse_exports.source.access import check_access
+
+log = logging.getLogger(__name__)
+
+START_CURSOR = "0-0"
+CLAIM_TTL_SECONDS = 30 * 24 * 3600
+
+
+@dataclass
+class IntakeResult:
+    """What one pass over the stream did.
+
+    ``accepted``: requests to launch, in stream order. ``cursor``: the last
+    entry id handled (unchanged when nothing was read). ``rejected`` and
+    ``dead_lettered`` count entries refused and copied to the dead-letter stream.
+    """
+
+    cursor: str
+    accepted: list[ExportRequest] = field(default_factory=list)
+    rejected: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    entries: int = 0
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _claimed_id(payload: bytes | None) -> str | None:
+    """The request id of a payload that failed validation, when it has a well-formed one."""
+    if payload is None or len(payload) > 64 * 1024:
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("id"), str) and ID_RE.fullmatch(data["id"]):
+        return data["id"]
+    return None
+
+
+class _Intake:
+    def __init__(self, client: redis.Redis, engine: Engine, store: JobStatusStore) -> None:
+        self.client, self.engine, self.store = client, engine, store
+
+    def dead_letter(self, entry_id: str, payload: bytes | None, reason: str, code: str) -> None:
+        fields: dict[str, Any] = {"sourceEntryId": entry_id, "reason": reason, "errorCode": code}
+        if payload is not None:
+            fields["payload"] = payload
+        self.client.xadd(DEAD_LETTER_STREAM, fields)
+
+    def claim(self, job_id: str, entry_id: str) -> str:
+        """'new' for a first sighting, 'again' when this entry already claimed it, 'duplicate' otherwise."""
+        key = request_id_claim_key(job_id)
+        if self.client.set(key, entry_id, nx=True, ex=CLAIM_TTL_SECONDS):
+            return "new"
+        return "again" if _text(self.client.get(key)) == entry_id else "duplicate"
+
+
+def take_requests(
+    client: redis.Redis,
+    engine: Engine,
+    store: JobStatusStore,
+    cursor: str | None,
+    max_entries: int = 200,
+    block_ms: int = 0,
+    time_budget_seconds: float = 20.0,
+) -> IntakeResult:
+    """Handle up to ``max_entries`` stream entries after ``cursor``; see the module docstring.
+
+    ``block_ms`` > 0 waits up to that long for the first entry when the stream
+    has nothing new (a long poll, so a request is seen within moments of its
+    XADD). Stops early once ``time_budget_seconds`` are spent. Raises only for
+    Redis errors (then nothing after the cursor is lost: the pass is retried).
+    """
+    started = time.monotonic()
+    result = IntakeResult(cursor=cursor or START_CURSOR)
+    response = client.xread({REQUEST_STREAM: result.cursor}, count=max_entries, block=block_ms or None)
+    entries = response[0][1] if response else []
+    intake = _Intake(client, engine, store)
+    for raw_id, fields in entries:
+        entry_id = _text(raw_id)
+        try:
+            _handle_entry(intake, entry_id, fields, result)
+        except SQLAlchemyError as exc:
+            log.warning("source database unavailable; entry %s will be retried: %s", entry_id, redact(str(exc)))
+            break
+        result.cursor = entry_id
+        result.entries += 1
+        if time.monotonic() - started > time_budget_seconds:
+            break
+    return result
+
+
+def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeResult) -> None:
+    payload = fields.get(b"payload", fields.get("payload"))
+    if payload is None:
+        reason = "entry has no 'payload' field"
+        intake.dead_letter(entry_id, None, reason, ErrorCode.INVALID_REQUEST.value)
+        result.rejected += 1
+        result.dead_lettered += 1
+        return
+    payload = payload if isinstance(payload, bytes) else str(payload).encode()
+    try:
+        request = ExportRequest.from_payload(payload)
+    except InvalidRequest as exc:
+        job_id = _claimed_id(payload)
+        claim = intake.claim(job_id, entry_id) if job_id else "new"
+        if claim == "duplicate":
+            intake.dead_letter(entry_id, payload, f"duplicate request id '{job_id}' (and invalid: {exc})",
+                               "duplicate")
+        else:
+            intake.dead_letter(entry_id, payload, str(exc), ErrorCode.INVALID_REQUEST.value)
+            if job_id:
+                intake.store.rejected(job_id, ErrorCode.INVALID_REQUEST, str(exc), at=utc_now())
+        result.rejected += 1
+        result.dead_lettered += 1
+        return
+    claim = intake.claim(request.id, entry_id)
+    if claim == "duplicate":
+        intake.dead_letter(entry_id, payload, f"duplicate request id '{request.id}'", "duplicate")
+        result.rejected += 1
+        result.dead_lettered += 1
+        return
+    if claim == "again" and intake.store.status(request.id) not in (None, JobStatus.PENDING, JobStatus.QUEUED):
+        result.skipped += 1
+        return
+    with intake.engine.connect() as conn:
+        denied = check_access(conn, request.workspace_id, request.user_id, request.resource_type)
+    if denied is not None:
+        intake.store.rejected(request.id, denied.code, denied.message, request_fields(request),
+                              at=request.created_at_utc or utc_now())
+        result.rejected += 1
+        return
+    intake.store.queued(request, utc_now())
+    result.accepted.append(request)

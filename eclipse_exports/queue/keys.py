@@ -1,0 +1,14 @@
+"""Redis key names (CONTRACT sections 2 and 3, plus the project's own id registry)."""
+
+REQUEST_STREAM = "eclipse:exports:requests"
+DEAD_LETTER_STREAM = "eclipse:exports:dead-letter"
+
+
+def job_status_key(job_id: str) -> str:
+    """``eclipse:exports:job:{id}`` — the status hash of one export job."""
+    return f"eclipse:exports:job:{job_id}"
+
+
+def request_id_claim_key(job_id: str) -> str:
+    """Internal: which stream entry first carried request id ``job_id`` (duplicate detection)."""
+    return f"eclipse:exports:request-id:{job_id}"

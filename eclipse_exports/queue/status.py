@@ -1,0 +1,100 @@
+"""Job status hashes in Redis (CONTRACT section 3): one hash per export job.
+
+Every value is a string; timestamps are ISO-8601 UTC. Besides the CONTRACT
+fields the store writes ``rowsWritten`` while a job runs. A hash expires a
+week after the job's file would (``retention_hours`` + 7 days).
+"""
+
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from eclipse_exports.models import ErrorCode, ExportRequest, JobStatus, iso_utc
+from eclipse_exports.queue.keys import job_status_key
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED})
+
+
+def request_fields(request: ExportRequest) -> dict[str, str]:
+    """The identifying fields of a job's status hash, taken from its request."""
+    return {
+        "id": request.id,
+        "workspaceId": request.workspace_id,
+        "userId": request.user_id,
+        "resourceType": request.resource_type.value,
+        "format": request.format.value,
+    }
+
+
+class JobStatusStore:
+    """Reads and writes ``eclipse:exports:job:{id}`` hashes on one Redis connection.
+
+    ``client`` may be created with or without ``decode_responses``; reads
+    always return ``str``.
+    """
+
+    def __init__(self, client: redis.Redis, retention_hours: int = 72) -> None:
+        self.client = client
+        self.ttl_seconds = (retention_hours + 7 * 24) * 3600
+
+    def get(self, job_id: str) -> dict[str, str]:
+        """The job's hash as a dict of strings; empty when unknown."""
+        raw = self.client.hgetall(job_status_key(job_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """The job's current status, or ``None`` when unknown."""
+        value = self.client.hget(job_status_key(job_id), "status")
+        return JobStatus(_text(value)) if value else None
+
+    def write(self, job_id: str, fields: dict[str, Any], pipe: Any = None) -> None:
+        """Set ``fields`` (``None`` values are skipped, others stringified) and renew the TTL."""
+        key = job_status_key(job_id)
+        mapping = {k: (iso_utc(v) if isinstance(v, datetime) else str(v)) for k, v in fields.items() if v is not None}
+        target = pipe if pipe is not None else self.client.pipeline(transaction=True)
+        target.hset(key, mapping=mapping)
+        target.expire(key, self.ttl_seconds)
+        if pipe is None:
+            target.execute()
+
+    def pending(self, request: ExportRequest, created_at: datetime, pipe: Any = None) -> None:
+        """Producer side: the request is on the stream."""
+        self.write(request.id, {**request_fields(request), "status": JobStatus.PENDING.value,
+                                "progress": 0, "createdAt": request.created_at_utc or created_at}, pipe)
+
+    def queued(self, request: ExportRequest, picked_up_at: datetime) -> None:
+        """The sensor has requested a run for the job."""
+        self.write(request.id, {**request_fields(request), "status": JobStatus.QUEUED.value, "progress": 0,
+                                "createdAt": request.created_at_utc or picked_up_at})
+
+    def rejected(self, job_id: str, code: ErrorCode, message: str, fields: dict[str, str] | None = None,
+                 at: datetime | None = None) -> None:
+        """The job will never run: ``code`` and a readable ``message``."""
+        extra: dict[str, Any] = {"createdAt": at} if at and not self.client.hexists(job_status_key(job_id), "createdAt") else {}
+        self.write(job_id, {**(fields or {"id": job_id}), **extra, "status": JobStatus.REJECTED.value,
+                            "errorCode": code.value, "error": message})
+
+    def running(self, request: ExportRequest, run_id: str, started_at: datetime) -> None:
+        """The run has started exporting."""
+        self.write(request.id, {**request_fields(request), "status": JobStatus.RUNNING.value, "runId": run_id,
+                                "startedAt": started_at, "progress": 0, "rowsWritten": 0})
+
+    def progress(self, job_id: str, rows_written: int, total_rows: int) -> None:
+        """Rows written so far and the integer percentage (0–100) of ``total_rows``."""
+        percent = 100 if total_rows <= 0 else min(100, rows_written * 100 // total_rows)
+        self.write(job_id, {"progress": percent, "rowsWritten": rows_written, "rowCount": total_rows})
+
+    def completed(self, job_id: str, fields: dict[str, Any]) -> None:
+        """The file is stored: ``fields`` carries rowCount, byteSize, filePath, downloadUrl, expiresAt, completedAt."""
+        self.write(job_id, {**fields, "status": JobStatus.COMPLETED.value, "progress": 100})
+        self.client.hdel(job_status_key(job_id), "error", "errorCode")
+
+    def failed(self, job_id: str, code: ErrorCode, message: str, at: datetime, run_id: str | None = None) -> None:
+        """The run failed: ``code`` (``export_failed`` unless more precise) and the cause."""
+        self.write(job_id, {"status": JobStatus.FAILED.value, "errorCode": code.value, "error": message,
+                            "completedAt": at, "runId": run_id})
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,104 @@
+"""Dagster resources: thin, typed handles on the source database, Redis and S3.
+
+Each field left unset falls back to the CONTRACT environment variable (via
+:class:`eclipse_exports.config.Settings`), so ``definitions.py`` needs no
+configuration dicts and no secret is ever part of resource config shown in
+the Dagster UI. Tests set the fields to their throwaway services.
+"""
+
+from functools import cached_property
+
+import redis
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+from sqlalchemy import Engine
+
+from eclipse_exports.config import Settings
+from eclipse_exports.exporter import ExportLimits
+from eclipse_exports.queue.status import JobStatusStore
+from eclipse_exports.source.engine import source_engine
+from eclipse_exports.storage import ExportStorage, make_s3_client
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+class SourceDatabaseResource(ConfigurableResource):
+    """The Eclipse source database (read-only). ``url`` defaults to ``ECLIPSE_DATABASE_URL``."""
+
+    url: str | None = None
+
+    def get_engine(self) -> Engine:
+        """A pooled SQLAlchemy engine, shared by every caller in this process."""
+        return source_engine(self.url or _settings().database_url)
+
+
+class RedisResource(ConfigurableResource):
+    """Redis with the request stream and job status hashes. ``url`` defaults to ``ECLIPSE_REDIS_URL``."""
+
+    url: str | None = None
+    retention_hours: int | None = None
+    _client: redis.Redis | None = PrivateAttr(default=None)
+
+    def get_client(self) -> redis.Redis:
+        """A client returning raw bytes (payloads need not be UTF-8)."""
+        if self._client is None:
+            self._client = redis.Redis.from_url(self.url or _settings().redis_url, socket_timeout=30,
+                                                health_check_interval=30)
+        return self._client
+
+    def get_status_store(self) -> JobStatusStore:
+        """The job status hashes, with the TTL derived from the retention period."""
+        return JobStatusStore(self.get_client(), self.retention_hours or _settings().retention_hours)
+
+
+class ExportStorageResource(ConfigurableResource):
+    """The export bucket. Unset fields come from ``ECLIPSE_S3_BUCKET``, ``ECLIPSE_S3_PREFIX``, ``AWS_ENDPOINT_URL``.
+
+    Credentials and region are boto3's own (``AWS_ACCESS_KEY_ID`` …), never resource config.
+    """
+
+    bucket: str | None = None
+    prefix: str | None = None
+    endpoint_url: str | None = None
+
+    @cached_property
+    def _storage(self) -> ExportStorage:
+        settings = _settings()
+        client = make_s3_client(self.endpoint_url or settings.s3_endpoint_url)
+        prefix = settings.s3_prefix if self.prefix is None else self.prefix
+        return ExportStorage(client, self.bucket or settings.s3_bucket, prefix)
+
+    def get_storage(self) -> ExportStorage:
+        """Keys, uploads, presigned URLs and deletes for the export bucket."""
+        return self._storage
+
+
+class ExportLimitsResource(ConfigurableResource):
+    """Row limit, workspace quota, retention and URL lifetime; unset fields come from the environment."""
+
+    max_export_rows: int | None = None
+    workspace_quota_bytes: int | None = None
+    retention_hours: int | None = None
+    download_url_ttl_seconds: int | None = None
+
+    def get_limits(self) -> ExportLimits:
+        """The limits as a plain dataclass for the exporter."""
+        s = _settings()
+        return ExportLimits(
+            max_export_rows=self.max_export_rows or s.max_export_rows,
+            workspace_quota_bytes=self.workspace_quota_bytes or s.workspace_quota_bytes,
+            retention_hours=self.retention_hours or s.retention_hours,
+            download_url_ttl_seconds=self.download_url_ttl_seconds or s.download_url_ttl_seconds,
+        )
+
+
+def default_resources() -> dict[str, ConfigurableResource]:
+    """The resource set of a deployment, every value read from the environment at run time."""
+    return {
+        "source_db": SourceDatabaseResource(),
+        "redis": RedisResource(),
+        "storage": ExportStorageResource(),
+        "limits": ExportLimitsResource(),
+    }

@@ -1,0 +1,7 @@
+"""Dagster sensors: request intake, run-failure backstop, workspace partition sync."""
+
+from eclipse_exports.sensors.export_requests import export_request_sensor
+from eclipse_exports.sensors.run_failures import export_run_failure_sensor
+from eclipse_exports.sensors.workspace_partitions import workspace_partitions_sensor
+
+__all__ = ["export_request_sensor", "export_run_failure_sensor", "workspace_partitions_sensor"]

@@ -1,0 +1,86 @@
+"""``export_request_sensor``: turns new entries of the request stream into export runs.
+
+The cursor is the last stream entry id handled. Each tick hands the entries
+after it to :func:`eclipse_exports.intake.take_requests` (validation, access,
+dead-lettering, statuses) and returns one ``RunRequest`` per accepted request:
+run key = request id, partition = workspace id, run config = the request,
+CONTRACT tags. New workspaces are added to the ``workspaces`` partitions in
+the same result.
+
+A tick long-polls the stream (``ECLIPSE_SENSOR_LONG_POLL_MS``, default
+4000 ms) so a request XADDed between ticks is seen at once rather than at the
+next 5-second evaluation; work per tick is capped (200 entries, 20 s), far
+inside Dagster's 60 s sensor timeout.
+"""
+
+import os
+
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
+
+from eclipse_exports.assets.exports import ExportConfig, run_tags
+from eclipse_exports.intake import take_requests
+from eclipse_exports.jobs import EXPORT_JOBS, export_job_name
+from eclipse_exports.models import ErrorCode, ExportRequest, utc_now
+from eclipse_exports.partitions import workspace_partitions
+from eclipse_exports.resources import RedisResource, SourceDatabaseResource
+
+MAX_ENTRIES_PER_TICK = 200
+TICK_TIME_BUDGET_SECONDS = 20.0
+
+
+def long_poll_ms() -> int:
+    """How long a tick waits for the first new entry, in milliseconds (0 = no wait)."""
+    return max(0, min(int(os.environ.get("ECLIPSE_SENSOR_LONG_POLL_MS", "4000")), 10_000))
+
+
+def run_request_for(request: ExportRequest) -> RunRequest:
+    """The run of one accepted request."""
+    asset_name = f"{request.resource_type.value}_export"
+    return RunRequest(
+        run_key=request.id,
+        job_name=export_job_name(request.resource_type),
+        partition_key=request.workspace_id,
+        run_config={"ops": {asset_name: {"config": ExportConfig.from_request(request).model_dump()}}},
+        tags=run_tags(request),
+    )
+
+
+@sensor(
+    name="export_request_sensor",
+    jobs=list(EXPORT_JOBS.values()),
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Reads export requests from the Redis stream and launches one run per valid request.",
+)
+def export_request_sensor(
+    context: SensorEvaluationContext, redis: RedisResource, source_db: SourceDatabaseResource
+) -> SensorResult:
+    status = redis.get_status_store()
+    outcome = take_requests(
+        redis.get_client(),
+        source_db.get_engine(),
+        status,
+        context.cursor,
+        max_entries=MAX_ENTRIES_PER_TICK,
+        block_ms=long_poll_ms(),
+        time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
+    )
+    run_requests = []
+    for request in outcome.accepted:
+        if request.resource_type not in EXPORT_JOBS:
+            status.failed(request.id, ErrorCode.EXPORT_FAILED,
+                          "on-demand HTML reports are not available in this version", utc_now())
+            continue
+        run_requests.append(run_request_for(request))
+    known = set(context.instance.get_dynamic_partitions(workspace_partitions.name))
+    new_workspaces = sorted({r.partition_key for r in run_requests} - known)
+    if outcome.entries:
+        context.log.info(
+            f"{outcome.entries} entries: {len(run_requests)} runs requested, {outcome.rejected} rejected, "
+            f"{outcome.dead_lettered} dead-lettered, {outcome.skipped} already handled"
+        )
+    return SensorResult(
+        run_requests=run_requests,
+        cursor=outcome.cursor,
+        dynamic_partitions_requests=[workspace_partitions.build_add_request(new_workspaces)] if new_workspaces else [],
+    )

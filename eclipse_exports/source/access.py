@@ -1,0 +1,60 @@
+"""Who may export what (CONTRACT section 2), checked against the source database.
+
+The checks run in CONTRACT order: the workspace exists, it is ``active``, and
+the user is a member whose role allows the resource. Used at pick-up by the
+sensor and again when the run starts, since membership may change while a
+run is queued.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from eclipse_exports.models import ErrorCode, ResourceType
+from eclipse_exports.source.schema import workspace_members, workspaces
+
+ROLE_PERMISSIONS: dict[str, frozenset[ResourceType]] = {
+    "owner": frozenset(ResourceType),
+    "admin": frozenset(ResourceType),
+    "analyst": frozenset(ResourceType),
+    "viewer": frozenset({ResourceType.ALERTS, ResourceType.REPORT}),
+}
+
+
+@dataclass(frozen=True)
+class AccessDenied:
+    """A refusal: the CONTRACT error code and a sentence for the user."""
+
+    code: ErrorCode
+    message: str
+
+
+def check_access(conn: Connection, workspace_id: str, user_id: str, resource: ResourceType) -> AccessDenied | None:
+    """Return ``None`` when ``user_id`` may export ``resource`` from ``workspace_id``, else why not.
+
+    Reads ``workspaces`` and ``workspace_members``; both ids are bound parameters.
+    """
+    status = conn.execute(select(workspaces.c.status).where(workspaces.c.id == workspace_id)).scalar_one_or_none()
+    if status is None:
+        return AccessDenied(ErrorCode.UNKNOWN_WORKSPACE, f"workspace '{workspace_id}' does not exist")
+    if status != "active":
+        return AccessDenied(
+            ErrorCode.WORKSPACE_INACTIVE, f"workspace '{workspace_id}' is {status}; only active workspaces export"
+        )
+    role = conn.execute(
+        select(workspace_members.c.role).where(
+            workspace_members.c.workspace_id == workspace_id, workspace_members.c.user_id == user_id
+        )
+    ).scalar_one_or_none()
+    if role is None:
+        return AccessDenied(ErrorCode.FORBIDDEN, f"user '{user_id}' is not a member of workspace '{workspace_id}'")
+    if ResourceType(resource) not in ROLE_PERMISSIONS.get(role, frozenset()):
+        return AccessDenied(
+            ErrorCode.FORBIDDEN, f"role '{role}' may not export {ResourceType(resource).value} from '{workspace_id}'"
+        )
+    return None
+
+
+def active_workspace_ids(conn: Connection) -> list[str]:
+    """Ids of all ``active`` workspaces, sorted; the partitions operators can backfill."""
+    return list(conn.execute(select(workspaces.c.id).where(workspaces.c.status == "active").order_by(workspaces.c.id)).scalars())
