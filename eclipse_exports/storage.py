@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 from botocore.client import Config as BotoConfig
+from botocore.exceptions import ClientError
 
 from eclipse_exports.models import ID_RE, ResourceType
 
@@ -143,7 +144,11 @@ class MultipartUpload(io.RawIOBase):
             future.cancel()
         self._shutdown()
         if self._upload_id is not None:
-            self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self._upload_id)
+            try:
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self._upload_id)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
 
     def _shutdown(self) -> None:
         if self._pool is not None:

@@ -3,7 +3,8 @@
 This is the only place that turns a request into SQL. The workspace id and
 every filter value are bound parameters; nothing from a request is ever part
 of the SQL text. Each query selects the CONTRACT columns in order, labelled
-with their export names, and orders rows by the timestamp column, then id.
+with their export names, and orders rows by the timestamp column (nulls last, the same on
+every database), then id.
 """
 
 from collections.abc import Callable
@@ -45,7 +46,7 @@ def _alerts(workspace_id: str, filters: ExportFilters) -> Select:
         )
         .select_from(alerts.outerjoin(brands, brands.c.id == alerts.c.brand_id))
         .where(and_(*conditions))
-        .order_by(alerts.c.detected_at, alerts.c.id)
+        .order_by(alerts.c.detected_at.asc().nulls_last(), alerts.c.id)
     )
 
 
@@ -83,7 +84,7 @@ def _infringements(workspace_id: str, filters: ExportFilters) -> Select:
             )
         )
         .where(and_(*conditions))
-        .order_by(infringements.c.detected_at, infringements.c.id)
+        .order_by(infringements.c.detected_at.asc().nulls_last(), infringements.c.id)
     )
 
 
@@ -106,7 +107,7 @@ def _actions(workspace_id: str, filters: ExportFilters) -> Select:
         )
         .select_from(actions.outerjoin(users, users.c.id == actions.c.assigned_to))
         .where(and_(*conditions))
-        .order_by(actions.c.created_at, actions.c.id)
+        .order_by(actions.c.created_at.asc().nulls_last(), actions.c.id)
     )
 
 
