@@ -7,7 +7,6 @@ The in-process executor keeps a one-step export run to a single process
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from eclipse_exports.models import ResourceType
-from eclipse_exports.partitions import workspace_partitions
 
 EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS)
 
@@ -21,7 +20,6 @@ EXPORT_JOBS = {
     resource: define_asset_job(
         name=export_job_name(resource),
         selection=AssetSelection.assets(f"{resource.value}_export"),
-        partitions_def=workspace_partitions,
         executor_def=in_process_executor,
         description=f"Materializes one workspace partition of {resource.value}_export for one export request.",
     )

@@ -37,7 +37,7 @@ from eclipse_exports.resources import (
     SourceDatabaseResource,
 )
 
-RETRY_POLICY = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
+RETRY_POLICY = RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL)
 RUN_TAG_PREFIX = "eclipse/"
 
 
@@ -141,11 +141,11 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
     ) -> MaterializeResult:
         status = redis.get_status_store()
         try:
-            request = config.to_request(resource, context.partition_key, context.run_id)
+            request = config.to_request(resource, context.partition_key, context.run.run_id)
         except InvalidRequest as exc:
             raise Failure(f"invalid export request in run config: {exc}", allow_retries=False) from None
         if not config.job_id:
-            context.instance.add_run_tags(context.run_id, run_tags(request))
+            context.instance.add_run_tags(context.run.run_id, run_tags(request))
 
         def report(rows: int, total: int) -> None:
             context.log.info(f"{request.id}: {rows:,} of {total:,} rows written")
@@ -157,18 +157,18 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
                 storage=storage.get_storage(),
                 status=status,
                 limits=limits.get_limits(),
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 check_user_access=bool(config.user_id),
                 on_progress=report,
             )
         except ExportFailed as exc:
-            status.failed(request.id, exc.code, str(exc), utc_now(), context.run_id)
+            status.failed(request.id, exc.code, str(exc), utc_now(), context.run.run_id)
             raise Failure(f"{exc.code.value}: {exc}", allow_retries=False,
                           metadata={"job_id": request.id, "error_code": exc.code.value}) from None
         except Exception as exc:
             message = redact(f"{type(exc).__name__}: {exc}", known_secrets())
             if context.retry_number >= RETRY_POLICY.max_retries:
-                status.failed(request.id, ErrorCode.EXPORT_FAILED, message, utc_now(), context.run_id)
+                status.failed(request.id, ErrorCode.EXPORT_FAILED, message, utc_now(), context.run.run_id)
                 raise Failure(f"export_failed: {message}", allow_retries=False) from None
             context.log.warning(f"{request.id}: attempt {context.retry_number + 1} failed, retrying: {message}")
             raise Failure(f"export_failed (will retry): {message}") from None

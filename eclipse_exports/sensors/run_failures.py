@@ -19,7 +19,11 @@ def failure_cause(context: RunFailureSensorContext) -> str:
     causes = []
     for event in context.get_step_failure_events():
         error = event.event_specific_data.error if event.event_specific_data else None
-        causes.append(error.message.strip() if error else event.message or "step failed")
+        chain = []
+        while error is not None:
+            chain.append(error.message.strip())
+            error = error.cause or error.context
+        causes.append(": ".join(chain) if chain else event.message or "step failed")
     if not causes:
         causes.append(context.failure_event.message or "run failed")
     return redact("; ".join(causes), known_secrets())

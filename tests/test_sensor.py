@@ -1,0 +1,160 @@
+"""export_request_sensor on a real Redis and source database, evaluated with build_sensor_context."""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context
+
+from eclipse_exports.queue.keys import DEAD_LETTER_STREAM, REQUEST_STREAM, job_status_key
+from eclipse_exports.resources import RedisResource, SourceDatabaseResource
+from eclipse_exports.sensors import export_request_sensor
+
+
+def payload(job_id, workspace="ws_a", user="u_analyst", resource="alerts", fmt="csv", **extra) -> str:
+    return json.dumps({"id": job_id, "workspaceId": workspace, "userId": user, "resourceType": resource,
+                       "format": fmt, **extra})
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def tick(instance, redis_url, sqlite_engine, redis_client):
+    resources = {"redis": RedisResource(url=redis_url), "source_db": SourceDatabaseResource(url=str(sqlite_engine.url))}
+
+    def _tick(cursor=None):
+        context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return export_request_sensor(context)
+
+    return _tick
+
+
+def status(redis_client, job_id) -> dict:
+    return {k.decode(): v.decode() for k, v in redis_client.hgetall(job_status_key(job_id)).items()}
+
+
+def dead_letters(redis_client) -> list[dict]:
+    return [{k.decode(): v for k, v in fields.items()} for _id, fields in redis_client.xrange(DEAD_LETTER_STREAM)]
+
+
+def test_valid_requests_become_partitioned_runs_and_the_cursor_advances(tick, redis_client):
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("j1", filters={"severity": ["high"]})})
+    last = redis_client.xadd(REQUEST_STREAM, {"payload": payload("j2", workspace="ws_b", user="u_b",
+                                                                 resource="infringements", fmt="parquet")})
+    result = tick()
+    assert [r.run_key for r in result.run_requests] == ["j1", "j2"]
+    first = result.run_requests[0]
+    assert first.partition_key == "ws_a" and first.job_name == "alerts_export_job"
+    assert first.tags == {"eclipse/job_id": "j1", "eclipse/workspace_id": "ws_a", "eclipse/user_id": "u_analyst",
+                          "eclipse/resource_type": "alerts", "eclipse/format": "csv"}
+    config = first.run_config["ops"]["alerts_export"]["config"]
+    assert config["job_id"] == "j1" and config["filters"]["severity"] == ["high"]
+    assert result.cursor == last.decode()
+    added = result.dynamic_partitions_requests[0]
+    assert added.partitions_def_name == "workspaces" and sorted(added.partition_keys) == ["ws_a", "ws_b"]
+    assert status(redis_client, "j1")["status"] == "queued"
+    assert status(redis_client, "j2")["resourceType"] == "infringements"
+
+    again = tick(result.cursor)
+    assert again.run_requests == [] and again.cursor == result.cursor
+
+
+def test_invalid_entries_are_rejected_dead_lettered_and_do_not_stop_the_sensor(tick, redis_client):
+    bad = [
+        {"payload": b"\xff\xfe\x00garbage"},
+        {"payload": "this is not json"},
+        {"payload": "[1, 2, 3]"},
+        {"payload": "[" * 5000 + "]" * 5000},
+        {"payload": json.dumps({"id": "big", "x": "a" * 100_000})},
+        {"other": "no payload field"},
+        {"payload": payload("bad-format", fmt="xlsx")},
+        {"payload": payload("bad-extra", email="attacker@evil.example")},
+    ]
+    for fields in bad:
+        redis_client.xadd(REQUEST_STREAM, fields)
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("good")})
+    result = tick()
+    assert [r.run_key for r in result.run_requests] == ["good"]
+    letters = dead_letters(redis_client)
+    assert len(letters) == len(bad)
+    assert all(entry["errorCode"] == b"invalid_request" for entry in letters)
+    reasons = [e["reason"].decode() for e in letters]
+    assert "payload is not UTF-8" in reasons[0]
+    assert "Invalid JSON" in reasons[1]
+    assert "Input should be an object" in reasons[2]
+    assert "recursion limit" in reasons[3]
+    assert "the limit is 65536" in reasons[4]
+    assert reasons[5] == "entry has no 'payload' field"
+    assert letters[0]["payload"] == b"\xff\xfe\x00garbage"
+    for job_id, fragment in [("bad-format", "format: Input should be"), ("bad-extra", "email: unknown field")]:
+        s = status(redis_client, job_id)
+        assert s["status"] == "rejected" and s["errorCode"] == "invalid_request" and fragment in s["error"]
+    assert status(redis_client, "good")["status"] == "queued"
+
+
+@pytest.mark.parametrize("workspace, user, resource, code", [
+    ("ws_nowhere", "u_analyst", "alerts", "unknown_workspace"),
+    ("ws_arch", "u_arch", "alerts", "workspace_inactive"),
+    ("ws_del", "u_del", "alerts", "workspace_inactive"),
+    ("ws_a", "u_none", "alerts", "forbidden"),
+    ("ws_a", "u_b", "alerts", "forbidden"),
+    ("ws_a", "u_viewer", "infringements", "forbidden"),
+    ("ws_a", "u_viewer", "actions", "forbidden"),
+])
+def test_refusals_get_a_status_but_no_run_and_no_dead_letter(tick, redis_client, workspace, user, resource, code):
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("refused", workspace=workspace, user=user,
+                                                          resource=resource)})
+    result = tick()
+    assert result.run_requests == []
+    s = status(redis_client, "refused")
+    assert (s["status"], s["errorCode"]) == ("rejected", code) and s["error"]
+    assert dead_letters(redis_client) == []
+
+
+@pytest.mark.parametrize("user, resource", [("u_owner", "actions"), ("u_admin", "infringements"),
+                                            ("u_analyst", "actions"), ("u_viewer", "alerts")])
+def test_allowed_roles(tick, redis_client, user, resource):
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("ok", user=user, resource=resource)})
+    assert [r.run_key for r in tick().run_requests] == ["ok"]
+
+
+def test_duplicate_id_is_dead_lettered_and_never_touches_the_first_job(tick, redis_client):
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("dup")})
+    first = tick()
+    assert [r.run_key for r in first.run_requests] == ["dup"]
+    before = status(redis_client, "dup")
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("dup", resource="actions", fmt="json")})
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("dup", fmt="nonsense")})
+    second = tick(first.cursor)
+    assert second.run_requests == []
+    assert status(redis_client, "dup") == before
+    letters = dead_letters(redis_client)
+    assert [e["errorCode"] for e in letters] == [b"duplicate", b"duplicate"]
+    assert b"duplicate request id 'dup'" in letters[0]["reason"]
+
+
+def test_reading_the_same_entry_again_after_a_restart_is_not_a_duplicate(tick, redis_client):
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("again")})
+    first = tick()
+    replay = tick(None)  # the cursor was lost: the stream is read from the start
+    assert [r.run_key for r in replay.run_requests] == ["again"]  # same run key: Dagster launches it once
+    assert dead_letters(redis_client) == []
+    assert replay.cursor == first.cursor
+    redis_client.hset(job_status_key("again"), "status", "completed")
+    assert tick(None).run_requests == []
+
+
+def test_long_poll_sees_a_request_sent_during_the_tick(tick, redis_client, monkeypatch):
+    monkeypatch.setitem(os.environ, "ECLIPSE_SENSOR_LONG_POLL_MS", "3000")
+    timer = threading.Timer(0.5, lambda: redis_client.xadd(REQUEST_STREAM, {"payload": payload("late")}))
+    started = time.monotonic()
+    timer.start()
+    result = tick()
+    assert [r.run_key for r in result.run_requests] == ["late"]
+    assert time.monotonic() - started < 2.5
