@@ -7,6 +7,7 @@ the local services and Dagster). Errors go to stderr with a non-zero exit.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -108,7 +109,8 @@ def _progress_line(fields: dict[str, str]) -> str:
     bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
     rows = fields.get("rowsWritten") or "0"
     total = fields.get("rowCount") or "?"
-    return f"[{bar}] {pct:3d}%  {int(rows):,}/{total if total == '?' else f'{int(total):,}'} rows  {fields.get('status')}"
+    total_text = total if total == "?" else f"{int(total):,}"
+    return f"[{bar}] {pct:3d}%  {int(rows):,}/{total_text} rows  {fields.get('status')}"
 
 
 @main.command("status")
@@ -225,6 +227,7 @@ def dev(port: int, host: str, scale: str) -> None:
         shutil.copy(PROJECT_ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     services: list[Service] = []
+    dagster: subprocess.Popen | None = None
     try:
         _ensure_redis(settings, services)
         settings = _ensure_s3(settings, services)
@@ -232,9 +235,21 @@ def dev(port: int, host: str, scale: str) -> None:
         click.echo(f"dagster: UI on http://{host}:{port} (DAGSTER_HOME={dagster_home})")
         command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                    "-h", host, "-p", str(port)]
-        subprocess.run(command, cwd=PROJECT_ROOT, check=False)
+        # A background shell starts us with SIGINT ignored, which children inherit; dagster dev shuts
+        # down cleanly only on SIGINT, so give it the default handler back.
+        dagster = subprocess.Popen(command, cwd=PROJECT_ROOT,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        signal.signal(signal.SIGTERM, lambda *_: dagster.send_signal(signal.SIGINT))
+        dagster.wait()
     except KeyboardInterrupt:
-        pass
+        if dagster is not None:
+            dagster.wait()
     finally:
+        if dagster is not None and dagster.poll() is None:
+            dagster.send_signal(signal.SIGINT)
+            try:
+                dagster.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                dagster.kill()
         for service in reversed(services):
             service.stop()

@@ -18,9 +18,9 @@ def make_request(job_id="job-1", workspace="ws_a", user="u_analyst", resource="a
     return ExportRequest.from_payload(json.dumps(payload))
 
 
-def export(source, storage, redis_client, request, limits=ExportLimits(), progress=None):
+def export(source, storage, redis_client, request, limits=None, progress=None):
     return run_export(request, engine=source, storage=storage, status=JobStatusStore(redis_client),
-                      limits=limits, run_id="run-123", on_progress=progress, batch_rows=40)
+                      limits=limits or ExportLimits(), run_id="run-123", on_progress=progress, batch_rows=40)
 
 
 def fetch(storage, key) -> bytes:
@@ -43,7 +43,7 @@ def test_export_lands_in_s3_with_exactly_the_workspace_rows(source, storage, red
     gz = options.get("compression") == "gzip"
     assert read_rows(data, fmt, gzipped=gz) == expected_for(expected, fmt)
     assert result.row_count == len(expected) and result.byte_size == len(data)
-    assert result.key.startswith(f"tenant-files/workspaces/ws_a/exports/")
+    assert result.key.startswith("tenant-files/workspaces/ws_a/exports/")
     assert result.key.endswith(f"-{resource}-job-1.{request.extension}")
     assert seen[-1] == (len(expected), len(expected)) and len(seen) >= 3
 

@@ -71,7 +71,8 @@ class JobStatusStore:
     def rejected(self, job_id: str, code: ErrorCode, message: str, fields: dict[str, str] | None = None,
                  at: datetime | None = None) -> None:
         """The job will never run: ``code`` and a readable ``message``."""
-        extra: dict[str, Any] = {"createdAt": at} if at and not self.client.hexists(job_status_key(job_id), "createdAt") else {}
+        known = self.client.hexists(job_status_key(job_id), "createdAt")
+        extra: dict[str, Any] = {"createdAt": at} if at and not known else {}
         self.write(job_id, {**(fields or {"id": job_id}), **extra, "status": JobStatus.REJECTED.value,
                             "errorCode": code.value, "error": message})
 

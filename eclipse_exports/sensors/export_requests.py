@@ -7,8 +7,8 @@ run key = request id, partition = workspace id, run config = the request,
 CONTRACT tags. New workspaces are added to the ``workspaces`` partitions in
 the same result.
 
-A tick long-polls the stream (``ECLIPSE_SENSOR_LONG_POLL_MS``, default
-4000 ms) so a request XADDed between ticks is seen at once rather than at the
+A tick long-polls the stream (``ECLIPSE_SENSOR_LONG_POLL_MS``, default 3500 ms,
+short enough to end before the next 5 s evaluation) so a request XADDed between ticks is seen at once rather than at the
 next 5-second evaluation; work per tick is capped (200 entries, 20 s), far
 inside Dagster's 60 s sensor timeout.
 """
@@ -30,7 +30,7 @@ TICK_TIME_BUDGET_SECONDS = 20.0
 
 def long_poll_ms() -> int:
     """How long a tick waits for the first new entry, in milliseconds (0 = no wait)."""
-    return max(0, min(int(os.environ.get("ECLIPSE_SENSOR_LONG_POLL_MS", "4000")), 10_000))
+    return max(0, min(int(os.environ.get("ECLIPSE_SENSOR_LONG_POLL_MS", "3500")), 10_000))
 
 
 def run_request_for(request: ExportRequest) -> RunRequest:

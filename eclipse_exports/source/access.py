@@ -57,4 +57,5 @@ def check_access(conn: Connection, workspace_id: str, user_id: str, resource: Re
 
 def active_workspace_ids(conn: Connection) -> list[str]:
     """Ids of all ``active`` workspaces, sorted; the partitions operators can backfill."""
-    return list(conn.execute(select(workspaces.c.id).where(workspaces.c.status == "active").order_by(workspaces.c.id)).scalars())
+    query = select(workspaces.c.id).where(workspaces.c.status == "active").order_by(workspaces.c.id)
+    return list(conn.execute(query).scalars())

@@ -104,7 +104,8 @@ class _Generator:
         rng, slug = self.rng, _slug(brand)
         if kind in ("counterfeit", "trademark"):
             host = rng.choice(MARKETPLACES)
-            return f"https://{host}/item/{rng.randrange(10**6, 10**8)}?q={slug}+{rng.choice(PRODUCTS).replace(' ', '+')}", host
+            product = rng.choice(PRODUCTS).replace(" ", "+")
+            return f"https://{host}/item/{rng.randrange(10**6, 10**8)}?q={slug}+{product}", host
         if kind in ("social_media", "impersonation"):
             host = rng.choice(SOCIAL)
             return f"https://{host}/{slug}_official{rng.randrange(1, 999)}", host
@@ -137,7 +138,8 @@ def _reference_rows(as_of: datetime) -> dict[Table, list[dict]]:
         for n, brand in enumerate(brand_names):
             brand_rows.append({"id": f"brd_{ws_id.removeprefix('ws_')}_{n}", "workspace_id": ws_id, "name": brand})
     for user_id, ws_id, role, name in DEMO_USERS:
-        user_rows.append({"id": user_id, "email": f"{user_id.removeprefix('usr_')}@{ws_id.removeprefix('ws_')}.example", "name": name})
+        email = f"{user_id.removeprefix('usr_')}@{ws_id.removeprefix('ws_')}.example"
+        user_rows.append({"id": user_id, "email": email, "name": name})
         member_rows.append({"workspace_id": ws_id, "user_id": user_id, "role": role})
     return {workspaces: ws_rows, users: user_rows, workspace_members: member_rows, brands: brand_rows}
 
@@ -230,6 +232,12 @@ def _batches(rows: Iterator[dict], size: int = BATCH_ROWS) -> Iterator[list[dict
         yield batch
 
 
+def _copy_value(value: object) -> object:
+    if value is None:
+        return "\\N"
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def _insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     if conn.dialect.name != "postgresql":
         conn.execute(table.insert(), rows)
@@ -238,13 +246,15 @@ def _insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf)
     for row in rows:
-        writer.writerow(["\\N" if row[c] is None else row[c].isoformat() if isinstance(row[c], datetime) else row[c] for c in names])
+        writer.writerow([_copy_value(row[c]) for c in names])
     buf.seek(0)
     cursor = conn.connection.dbapi_connection.cursor()
     cursor.copy_expert(f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
 
 
-def load_demo_data(engine: Engine, scale: str = "small", seed: int = 7, as_of: datetime | None = None) -> dict[str, int]:
+def load_demo_data(
+    engine: Engine, scale: str = "small", seed: int = 7, as_of: datetime | None = None
+) -> dict[str, int]:
     """(Re)create the demo dataset in ``engine``'s database.
 
     Existing rows of the demo tables are deleted first, so the command can be
