@@ -27,7 +27,7 @@ from eclipse_exports.models import ErrorCode, ExportRequest, ResourceType, iso_u
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.source.access import check_access
 from eclipse_exports.source.queries import count_query, export_query
-from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, count_rows, export_snapshot, iter_record_batches
+from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
 from eclipse_exports.storage import ExportStorage
 from eclipse_exports.writers import CONTENT_TYPES, open_writer
 
@@ -104,12 +104,14 @@ def run_export(
     clock = time.monotonic()
     status.running(request, run_id, started_at)
 
-    with export_snapshot(engine) as conn:
-        if check_user_access:
+    if check_user_access:
+        with engine.connect() as conn:
             denied = check_access(conn, request.workspace_id, request.user_id, resource)
-            if denied is not None:
-                raise ExportFailed(denied.code, denied.message)
-        total = count_rows(conn, count_query(resource, request.workspace_id, request.filters))
+        if denied is not None:
+            raise ExportFailed(denied.code, denied.message)
+
+    with export_snapshot(engine) as snapshot:
+        total = snapshot.count(count_query(resource, request.workspace_id, request.filters))
         if total > limits.max_export_rows:
             raise ExportFailed(
                 ErrorCode.TOO_LARGE,
@@ -131,8 +133,8 @@ def run_export(
             sink = gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) \
                 if request.options.compression == "gzip" else upload
             writer = open_writer(request.format, sink, schema, request.options.excel_compatible)
-            for batch in iter_record_batches(conn, export_query(resource, request.workspace_id, request.filters),
-                                             schema, batch_rows):
+            query = export_query(resource, request.workspace_id, request.filters)
+            for batch in snapshot.record_batches(query, schema, batch_rows):
                 writer.write(batch)
                 written += batch.num_rows
                 status.progress(request.id, written, total)

@@ -8,7 +8,7 @@ from sqlalchemy.dialects import postgresql
 from eclipse_exports.columns import export_schema
 from eclipse_exports.models import ExportFilters, ResourceType
 from eclipse_exports.source.queries import count_query, export_query
-from eclipse_exports.source.reader import count_rows, export_snapshot, iter_record_batches
+from eclipse_exports.source.reader import export_snapshot
 from tests.dataset import expected_rows
 
 FROM, TO = datetime(2026, 10, 10, tzinfo=UTC), datetime(2026, 11, 5, tzinfo=UTC)
@@ -31,10 +31,10 @@ CASES = [
 
 def _read(engine, resource, workspace, filters):
     schema = export_schema(ResourceType(resource))
-    with export_snapshot(engine) as conn:
-        total = count_rows(conn, count_query(ResourceType(resource), workspace, filters))
-        rows = [r for b in iter_record_batches(conn, export_query(ResourceType(resource), workspace, filters), schema,
-                                              batch_rows=37) for r in b.to_pylist()]
+    with export_snapshot(engine) as snapshot:
+        total = snapshot.count(count_query(ResourceType(resource), workspace, filters))
+        query = export_query(ResourceType(resource), workspace, filters)
+        rows = [r for b in snapshot.record_batches(query, schema, batch_rows=37) for r in b.to_pylist()]
     return total, rows
 
 
