@@ -83,3 +83,22 @@ def test_action_count_is_a_json_number_and_parquet_keeps_types():
     schema = pq.read_schema(io.BytesIO(write(rows, "infringements", "parquet")))
     assert schema.field("detected_at").type == pa.timestamp("us", tz="UTC")
     assert schema.field("action_count").type == pa.int64()
+
+
+def test_timestamps_render_as_utc_seconds_in_text_formats():
+    from datetime import UTC, datetime
+
+    from eclipse_exports.writers import format_timestamps
+
+    values = [datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), datetime(2026, 2, 28, tzinfo=UTC), None,
+              datetime(1900, 1, 1, 12, 30, 5, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)]
+    rendered = format_timestamps(pa.array(values, pa.timestamp("us", tz="UTC"))).to_pylist()
+    assert rendered == ["1969-12-31T23:59:59Z", "2026-02-28T00:00:00Z", None, "1900-01-01T12:30:05Z",
+                        "9999-12-31T23:59:59Z"]
+
+
+def test_parquet_is_zstd_compressed():
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(io.BytesIO(write(expected_rows("alerts", "ws_a"), "alerts", "parquet"))).metadata
+    assert metadata.row_group(0).column(0).compression == "ZSTD"

@@ -27,6 +27,8 @@ from sqlalchemy import Engine, Select, String, type_coerce
 from sqlalchemy.dialects.postgresql import psycopg2 as pg_psycopg2
 
 DEFAULT_BATCH_ROWS = 50_000
+# Bytes per batch the PostgreSQL driver hands over (its default is 16 MiB); smaller keeps peak memory low.
+ADBC_BATCH_BYTES = 4 * 1024 * 1024
 
 
 class Snapshot(Protocol):
@@ -86,18 +88,37 @@ class _PostgresArrowSnapshot:
         compiled = query.compile(dialect=pg_psycopg2.dialect(), compile_kwargs={"render_postcompile": True})
         return self.quoting.mogrify(str(compiled), compiled.params).decode()
 
+    def _stream(self, sql: str) -> Iterator[pa.RecordBatch]:
+        import adbc_driver_manager
+
+        statement = adbc_driver_manager.AdbcStatement(self.adbc)
+        try:
+            statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
+            statement.set_sql_query(sql)
+            handle, _rows = statement.execute_query()
+            yield from pa.RecordBatchReader._import_from_c(handle.address)
+        finally:
+            statement.close()
+
+    def execute(self, sql: str) -> None:
+        import adbc_driver_manager
+
+        statement = adbc_driver_manager.AdbcStatement(self.adbc)
+        try:
+            statement.set_sql_query(sql)
+            statement.execute_update()
+        finally:
+            statement.close()
+
     def count(self, query: Select) -> int:
-        with self.adbc.cursor() as cursor:
-            cursor.execute(self._sql(query))
-            return int(cursor.fetchone()[0])
+        batches = list(self._stream(self._sql(query)))
+        return int(batches[0].column(0)[0].as_py())
 
     def record_batches(self, query: Select, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        with self.adbc.cursor() as cursor:
-            cursor.execute(self._sql(query))
-            for batch in cursor.fetch_record_batch():
-                # The driver sizes batches by bytes (~16 MiB); slicing (zero-copy) keeps progress regular.
-                for offset in range(0, batch.num_rows, batch_rows):
-                    yield _conform(batch.slice(offset, batch_rows), schema)
+        for batch in self._stream(self._sql(query)):
+            # The driver sizes batches by bytes; slicing (zero-copy) keeps progress regular.
+            for offset in range(0, batch.num_rows, batch_rows):
+                yield _conform(batch.slice(offset, batch_rows), schema)
 
 
 def _adbc_uri(engine: Engine) -> str:
@@ -113,20 +134,26 @@ def export_snapshot(engine: Engine) -> Iterator[Snapshot]:
     ``adbc_driver_manager.Error``) when the database cannot be reached.
     """
     if engine.dialect.name == "postgresql":
-        import adbc_driver_postgresql.dbapi as adbc
+        # The driver's low-level API: its DB-API module would import pandas and Polars (~90 MB).
+        import adbc_driver_manager
+        import adbc_driver_postgresql
 
         raw = engine.raw_connection()
+        database = adbc_driver_postgresql.connect(_adbc_uri(engine))
+        conn = adbc_driver_manager.AdbcConnection(database)
         try:
-            with adbc.connect(_adbc_uri(engine), autocommit=False) as conn:
-                with conn.cursor() as cursor:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-                try:
-                    yield _PostgresArrowSnapshot(conn, raw.cursor())
-                finally:
-                    conn.rollback()
+            conn.set_autocommit(False)
+            snapshot = _PostgresArrowSnapshot(conn, raw.cursor())
+            snapshot.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot.execute("SET LOCAL TIME ZONE 'UTC'")
+            yield snapshot
         finally:
-            raw.close()
+            try:
+                conn.rollback()
+            finally:
+                conn.close()
+                database.close()
+                raw.close()
         return
     with engine.connect() as conn, conn.begin() as tx:
         yield _SqlAlchemySnapshot(conn)

@@ -1,0 +1,189 @@
+"""Export throughput and memory on PostgreSQL, side by side with COPY and with naive pandas.
+
+    .venv/bin/python bench/export_throughput.py [--rows 1000000]
+
+Starts its own PostgreSQL cluster, Redis and SeaweedFS (S3) in a temporary
+folder, seeds ``--rows`` alerts for one workspace, then runs each variant in
+a fresh child process, all uploading to the same S3 endpoint:
+
+- ``copy``: the baseline, ``COPY (SELECT ...) TO STDOUT WITH CSV HEADER``
+  streamed into an S3 multipart upload;
+- ``csv``, ``parquet``, ``jsonl``: this project's export (``run_export``);
+- ``pandas``: ``pandas.read_sql`` + ``DataFrame.to_csv`` + one PUT.
+
+Prints rows per second, peak RSS of the child process, and each variant's
+throughput relative to the baseline. Run with ``--rows 5000000`` to see
+whether memory stays flat as the export grows.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+WORKSPACE = "ws_bench"
+VARIANTS = ["copy", "csv", "parquet", "jsonl", "pandas"]
+BASELINE_SQL = (
+    "SELECT a.id, a.title, a.url, b.name AS brand, a.severity, a.status, "
+    "to_char(a.detected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS detected_at, a.monitor_source "
+    "FROM alerts a LEFT JOIN brands b ON b.id = a.brand_id WHERE a.workspace_id = 'ws_bench' "
+    "ORDER BY a.detected_at, a.id"
+)
+SEED_SQL = """
+INSERT INTO alerts (id, workspace_id, brand_id, title, url, severity, status, detected_at, monitor_source)
+SELECT 'alt_' || lpad(g::text, 9, '0'), 'ws_bench', CASE WHEN g % 3 = 0 THEN 'br_2' ELSE 'br_1' END,
+  'Phishing page impersonating Bench ' || substr(md5(g::text), 1, 12)
+    || CASE WHEN g % 50 = 0 THEN ', "quoted"' WHEN g % 77 = 0 THEN ' – ünïcödé' WHEN g % 91 = 0 THEN '' ELSE '' END,
+  CASE WHEN g % 97 = 0 THEN '=HYPERLINK("https://evil.example")'
+       ELSE 'https://bench-' || substr(md5((g * 7)::text), 1, 10) || '.example/login?session='
+            || substr(md5((g * 13)::text), 1, 16) END,
+  (ARRAY['low','medium','high','critical'])[1 + g % 4],
+  (ARRAY['new','acknowledged','resolved','dismissed'])[1 + (g / 4) % 4],
+  timestamptz '2026-08-01 00:00:00+00' + (g % 7776000) * interval '1 second' + (g % 1000) * interval '1 millisecond',
+  CASE WHEN g % 31 = 0 THEN NULL ELSE (ARRAY['domain_watch','marketplace_scan','social_monitor'])[1 + g % 3] END
+FROM generate_series(:first, :last) AS g
+"""
+
+
+def seed(database_url: str, rows: int) -> float:
+    from sqlalchemy import create_engine, text
+
+    from eclipse_exports.source.demo_data import create_schema
+
+    started = time.monotonic()
+    engine = create_engine(database_url)
+    create_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO workspaces VALUES ('ws_bench', 'Bench', 'active', now())"))
+        conn.execute(text("INSERT INTO users VALUES ('usr_bench', 'bench@bench.example', 'Bench')"))
+        conn.execute(text("INSERT INTO workspace_members VALUES ('ws_bench', 'usr_bench', 'owner')"))
+        conn.execute(text("INSERT INTO brands VALUES ('br_1', 'ws_bench', 'Bench'), ('br_2', 'ws_bench', 'Bench Pay')"))
+    step = 1_000_000
+    for first in range(1, rows + 1, step):
+        with engine.begin() as conn:
+            conn.execute(text(SEED_SQL), {"first": first, "last": min(rows, first + step - 1)})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE alerts"))
+    engine.dispose()
+    return time.monotonic() - started
+
+
+def child(variant: str, env: dict) -> dict:
+    """Run one variant in this process; returns rows, bytes and seconds."""
+    from eclipse_exports.storage import ExportStorage, make_s3_client
+
+    storage = ExportStorage(make_s3_client(env["endpoint"]), env["bucket"])
+    job = f"bench-{variant}-{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    if variant == "copy":
+        import psycopg2
+
+
+        dsn = env["database_url"].replace("postgresql+psycopg2://", "postgresql://")
+        conn = psycopg2.connect(dsn)
+        key = f"bench/{job}.csv"
+        with storage.open_upload(key, "text/csv") as upload:
+            conn.cursor().copy_expert(f"COPY ({BASELINE_SQL}) TO STDOUT WITH CSV HEADER", upload)
+        return {"seconds": time.monotonic() - started, "bytes": upload.bytes_written, "rows": None}
+    if variant == "pandas":
+        import io
+
+        import pandas as pd
+        from sqlalchemy import create_engine, text
+
+        started = time.monotonic()
+        engine = create_engine(env["database_url"])
+        frame = pd.read_sql(text(BASELINE_SQL.replace("to_char(a.detected_at AT TIME ZONE 'UTC', "
+                                                      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')", "a.detected_at")), engine)
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        body = buffer.getvalue().encode()
+        storage.client.put_object(Bucket=env["bucket"], Key=f"bench/{job}.csv", Body=body)
+        return {"seconds": time.monotonic() - started, "bytes": len(body), "rows": len(frame)}
+    import redis
+
+    from eclipse_exports.exporter import ExportLimits, run_export
+    from eclipse_exports.models import ExportRequest
+    from eclipse_exports.queue.status import JobStatusStore
+    from eclipse_exports.source.engine import source_engine
+
+    started = time.monotonic()
+    request = ExportRequest.from_payload(json.dumps({"id": job, "workspaceId": WORKSPACE, "userId": "usr_bench",
+                                                     "resourceType": "alerts", "format": variant}))
+    result = run_export(request, engine=source_engine(env["database_url"]), storage=storage,
+                        status=JobStatusStore(redis.Redis.from_url(env["redis_url"])),
+                        limits=ExportLimits(), run_id="bench")
+    return {"seconds": time.monotonic() - started, "bytes": result.byte_size, "rows": result.row_count}
+
+
+def run_child(variant: str, env: dict) -> dict:
+    proc = subprocess.Popen([sys.executable, __file__, "--child", variant, "--env", json.dumps(env)],
+                            stdout=subprocess.PIPE, env=os.environ.copy())
+    output = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"variant {variant} failed (exit status {status})")
+    result = json.loads(output)
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--env", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, json.loads(args.env))))
+        return
+
+    from eclipse_exports.local_services import free_port, start_postgres, start_redis, start_seaweedfs
+    from eclipse_exports.storage import make_s3_client
+
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_REGION="us-east-1")
+    services = []
+    with tempfile.TemporaryDirectory(prefix="eclipse-bench-") as tmp:
+        try:
+            postgres = start_postgres(Path(tmp) / "pg")
+            services.append(postgres)
+            services.append(redis_service := start_redis())
+            s3 = start_seaweedfs(Path(tmp) / "s3", "bench", "bench", "bench-secret", s3_port=free_port())
+            services.append(s3)
+            client = make_s3_client(s3.url)
+            for _ in range(120):
+                try:
+                    client.head_bucket(Bucket="bench")
+                    break
+                except Exception:  # noqa: BLE001 - SeaweedFS is still starting
+                    time.sleep(0.5)
+            seconds = seed(postgres.url, args.rows)
+            print(f"seeded {args.rows:,} alerts in {seconds:.1f}s; machine: {os.cpu_count()} CPUs, "
+                  f"Python {sys.version.split()[0]}")
+            env = {"database_url": postgres.url, "redis_url": redis_service.url, "endpoint": s3.url,
+                   "bucket": "bench"}
+            results = {v: run_child(v, env) for v in args.variants.split(",")}
+        finally:
+            for service in reversed(services):
+                service.stop()
+    base = results.get("copy")
+    print(f"\n{'variant':<10}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'MB out':>10}{'peak RSS MB':>13}"
+          f"{'vs COPY':>9}")
+    for variant, r in results.items():
+        rows = r["rows"] if r["rows"] is not None else args.rows
+        rate = rows / r["seconds"]
+        ratio = f"{rate / (args.rows / base['seconds']):.2f}x" if base else "-"
+        print(f"{variant:<10}{rows:>12,}{r['seconds']:>10.2f}{rate:>12,.0f}{r['bytes'] / 1e6:>10.1f}"
+              f"{r['peak_rss_mb']:>13.0f}{ratio:>9}")
+    print(f"(peak RSS of this parent process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
