@@ -140,6 +140,20 @@ def status_cmd(job_id: str, watch: bool, timeout: float) -> None:
         sys.exit(1)
 
 
+LOCAL_S3_ENV = "local-s3.env"
+
+
+def _use_local_s3(settings: Settings) -> Settings:
+    """Point at the run command's local S3 when no endpoint is configured (it saves its address there)."""
+    saved = settings.data_dir / LOCAL_S3_ENV
+    if settings.s3_endpoint_url is None and saved.exists():
+        for line in saved.read_text().splitlines():
+            name, _, value = line.partition("=")
+            os.environ.setdefault(name, value)
+        return Settings.from_env()
+    return settings
+
+
 def _storage(settings: Settings) -> ExportStorage:
     return ExportStorage(make_s3_client(settings.s3_endpoint_url), settings.s3_bucket, settings.s3_prefix)
 
@@ -148,16 +162,24 @@ def _storage(settings: Settings) -> ExportStorage:
 @click.argument("job_id")
 def url_cmd(job_id: str) -> None:
     """Print a fresh presigned download URL for a completed job's live file."""
-    settings = Settings.from_env()
-    fields = JobStatusStore(_redis(settings), settings.retention_hours).get(job_id)
+    settings = _use_local_s3(Settings.from_env())
+    try:
+        fields = JobStatusStore(_redis(settings), settings.retention_hours).get(job_id)
+    except redis.RedisError as exc:
+        _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
     if fields.get("status") != JobStatus.COMPLETED or not fields.get("filePath"):
         _fail(f"job '{job_id}' has no live file (status: {fields.get('status', 'unknown')})")
     expires = datetime.fromisoformat(fields["expiresAt"].replace("Z", "+00:00"))
     left = int((expires - datetime.now(UTC)).total_seconds())
-    storage = _storage(settings)
-    if left <= 0 or not storage.exists(fields["filePath"]):
+    try:
+        storage = _storage(settings)
+        live = left > 0 and storage.exists(fields["filePath"])
+        url = storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left)) if live else None
+    except Exception as exc:  # noqa: BLE001 - botocore raises many types; the user needs one clear line
+        _fail(f"cannot reach S3 at {settings.s3_endpoint_url or 'AWS'}: {exc}")
+    if url is None:
         _fail(f"the file of job '{job_id}' has expired")
-    click.echo(storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left)))
+    click.echo(url)
 
 
 def _ensure_redis(settings: Settings, services: list[Service]) -> None:
@@ -186,6 +208,9 @@ def _ensure_s3(settings: Settings, services: list[Service]) -> Settings:
             click.echo(f"s3: started SeaweedFS on 8333 (data in {settings.data_dir / 'seaweedfs'})")
         os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:8333"
         settings = Settings.from_env()
+        (settings.data_dir / LOCAL_S3_ENV).write_text("".join(
+            f"{name}={os.environ[name]}\n"
+            for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")))
     storage = _storage(settings)
     deadline = time.monotonic() + 60
     while True:

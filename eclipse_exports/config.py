@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,24 +60,44 @@ class Settings(BaseModel):
         )
 
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/@\s]+)@")
+# Up to the last '@' of the URL: passwords may hold '/', '@' and most else (drivers split on the last '@').
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>\S+)@")
+_SECRET_PARAMETERS = re.compile(r"(?i)(?P<name>\b(?:password|passwd|pwd|secret|token|api_key|apikey)=)[^&\s]+")
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Return ``text`` with URL credentials and the given secret values masked.
 
-    ``scheme://user:password@host`` becomes ``scheme://***@host``; every
+    ``scheme://user:password@host`` becomes ``scheme://***@host`` (everything up
+    to the URL's last ``@``), ``password=…``-style query parameters are masked; every
     non-empty string in ``secrets`` (for example the S3 secret key) becomes
     ``***``. Used on every error message that leaves the process.
     """
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = _SECRET_PARAMETERS.sub(r"\g<name>***", text)
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
 
 
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+URL_VARIABLES = ("ECLIPSE_DATABASE_URL", "ECLIPSE_REDIS_URL", "ECLIPSE_SMTP_URL")
+
+
 def known_secrets(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """Secret values present in the environment that must never be printed."""
+    """Secret values present in the environment that must never be printed.
+
+    The S3 secret key and session token, and the passwords inside the
+    configured database, Redis and SMTP URLs (so even a password the URL
+    pattern of :func:`redact` cannot see, one with a space say, is masked).
+    """
     env = os.environ if env is None else env
-    return tuple(v for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if (v := env.get(k)))
+    secrets = [v for k in SECRET_VARIABLES if (v := env.get(k))]
+    for name in URL_VARIABLES:
+        url = env.get(name) or ""
+        scheme, sep, rest = url.partition("://")
+        userinfo, at, _host = rest.rpartition("@")
+        if sep and at and ":" in userinfo:
+            secrets.append(unquote(userinfo.split(":", 1)[1]))
+    return tuple(secrets)

@@ -8,7 +8,9 @@
    written) and a workspace over its quota (``quota_exceeded``);
 3. stream rows batch by batch through the format writer (and gzip) into an
    S3 multipart upload, reporting progress after every batch;
-4. presign a download URL and set status ``completed``.
+4. presign a download URL and set status ``completed``; with
+   ``delivery: "email"``, mail the link to the requesting user's own address
+   from the source database (checked before exporting, sent after).
 
 Errors the user can act on raise :class:`ExportFailed` with a CONTRACT error
 code; anything else propagates (the caller marks the job ``failed``).
@@ -23,6 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from eclipse_exports.columns import export_schema
+from eclipse_exports.delivery import DeliveryFailed, build_export_email, parse_smtp_url, recipient_for, send_email
 from eclipse_exports.models import ErrorCode, ExportRequest, ResourceType, iso_utc, utc_now
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.source.access import check_access
@@ -52,6 +55,7 @@ class ExportLimits:
     workspace_quota_bytes: int = 5_368_709_120
     retention_hours: int = 72
     download_url_ttl_seconds: int = 3600
+    smtp_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,11 +108,21 @@ def run_export(
     clock = time.monotonic()
     status.running(request, run_id, started_at)
 
-    if check_user_access:
-        with engine.connect() as conn:
+    recipient = None
+    with engine.connect() as conn:
+        if check_user_access:
             denied = check_access(conn, request.workspace_id, request.user_id, resource)
-        if denied is not None:
-            raise ExportFailed(denied.code, denied.message)
+            if denied is not None:
+                raise ExportFailed(denied.code, denied.message)
+        if request.delivery == "email":
+            recipient = recipient_for(conn, request.workspace_id, request.user_id)
+    if request.delivery == "email":
+        if not limits.smtp_url:
+            raise ExportFailed(ErrorCode.EXPORT_FAILED,
+                               "email delivery is not configured (ECLIPSE_SMTP_URL is unset); request a download")
+        if recipient is None:
+            raise ExportFailed(ErrorCode.EXPORT_FAILED,
+                               f"user '{request.user_id}' has no email address in workspace '{request.workspace_id}'")
 
     with export_snapshot(engine) as snapshot:
         total = snapshot.count(count_query(resource, request.workspace_id, request.filters))
@@ -149,6 +163,14 @@ def run_export(
     expires_at = completed_at + timedelta(hours=limits.retention_hours)
     ttl = min(limits.download_url_ttl_seconds, int((expires_at - completed_at).total_seconds()))
     url = storage.presign(key, ttl)
+    if recipient is not None:
+        message = build_export_email(recipient, request, download_url=url,
+                                     expires_at=completed_at + timedelta(seconds=ttl), row_count=written,
+                                     file_name=filename)
+        try:
+            send_email(parse_smtp_url(limits.smtp_url or ""), message)
+        except DeliveryFailed as exc:
+            raise ExportFailed(ErrorCode.EXPORT_FAILED, f"the file was exported but the email failed: {exc}") from None
     status.completed(
         request.id,
         {

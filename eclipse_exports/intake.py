@@ -20,6 +20,7 @@ the batch before the entry that needed it, so that entry is retried.
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ from eclipse_exports.source.access import check_access
 log = logging.getLogger(__name__)
 
 START_CURSOR = "0-0"
+MAX_PARSED_PAYLOAD_BYTES = 1024 * 1024
+LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"\s*[,}]')
 CLAIM_TTL_SECONDS = 30 * 24 * 3600
 
 
@@ -62,16 +65,24 @@ def _text(value: Any) -> str:
 
 
 def _claimed_id(payload: bytes | None) -> str | None:
-    """The request id of a payload that failed validation, when it has a well-formed one."""
-    if payload is None or len(payload) > 64 * 1024:
+    """The request id of a payload that failed validation, when it has a well-formed one.
+
+    Payloads up to 1 MiB are parsed; larger or too deeply nested ones still
+    give their id when it is the first key, as producers serialize it.
+    """
+    if payload is None:
         return None
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(data, dict) and isinstance(data.get("id"), str) and ID_RE.fullmatch(data["id"]):
-        return data["id"]
-    return None
+    data = None
+    if len(payload) <= MAX_PARSED_PAYLOAD_BYTES:
+        try:
+            data = json.loads(payload)
+        except (ValueError, RecursionError):
+            data = None
+    if isinstance(data, dict):
+        job_id = data.get("id")
+        return job_id if isinstance(job_id, str) and ID_RE.fullmatch(job_id) else None
+    leading = LEADING_ID.match(payload[:200])
+    return leading.group(1).decode() if leading else None
 
 
 class _Intake:
@@ -120,6 +131,16 @@ def take_requests(
         except SQLAlchemyError as exc:
             log.warning("source database unavailable; entry %s will be retried: %s", entry_id, redact(str(exc)))
             break
+        except redis.RedisError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad entry must never stop the stream
+            log.exception("entry %s could not be handled", entry_id)
+            payload = fields.get(b"payload", fields.get("payload"))
+            intake.dead_letter(entry_id, payload if isinstance(payload, bytes) else None,
+                               redact(f"internal error while handling the entry: {type(exc).__name__}: {exc}"),
+                               ErrorCode.INVALID_REQUEST.value)
+            result.rejected += 1
+            result.dead_lettered += 1
         result.cursor = entry_id
         result.entries += 1
         if time.monotonic() - started > time_budget_seconds:

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -80,11 +81,13 @@ DATA_FORMATS = (ExportFormat.CSV, ExportFormat.JSON, ExportFormat.JSONL, ExportF
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, strict=True)]
 Severity = Literal["low", "medium", "high", "critical"]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strict=True)]
+# No NUL: PostgreSQL text cannot hold it, so such a filter value could never match anything.
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$", strict=True)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    # Only the CONTRACT (alias) names are accepted: `workspace_id` in a payload is an unknown field.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class ExportFilters(_Strict):
@@ -98,6 +101,12 @@ class ExportFilters(_Strict):
     brand: list[ShortText] | None = Field(None, max_length=MAX_FILTER_VALUES)
     date_from: AwareDatetime | None = Field(None, alias="from")
     date_to: AwareDatetime | None = Field(None, alias="to")
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        # Every database compares UTC instants; SQLite would otherwise compare local wall-clock text.
+        return None if value is None else _to_utc(value)
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
@@ -130,6 +139,13 @@ class ExportRequest(_Strict):
     options: ExportOptions = Field(default_factory=ExportOptions)
     delivery: Literal["download", "email"] = "download"
     created_at: datetime | None = Field(None, alias="createdAt")
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_at_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is not None:
+            _to_utc(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return value
 
     @model_validator(mode="after")
     def _fits_resource_and_format(self) -> Self:
@@ -202,6 +218,13 @@ class ExportRequest(_Strict):
         if self.created_at.tzinfo is None:
             return self.created_at.replace(tzinfo=UTC)
         return self.created_at.astimezone(UTC)
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range once converted to UTC") from None
 
 
 class InvalidRequest(ValueError):

@@ -93,3 +93,40 @@ def test_run_rechecks_access(source, storage, redis_client, user, resource, code
         export(source, storage, redis_client, make_request(user=user, resource=resource, workspace=workspace))
     assert info.value.code is code
     assert list(storage.iter_objects("")) == []
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+
+    from eclipse_exports.local_services import free_port
+
+    class Collect:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            self.messages.append(envelope)
+            return "250 OK"
+
+    handler = Collect()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield f"smtp://127.0.0.1:{controller.port}", handler.messages
+    controller.stop()
+
+
+def test_email_delivery_goes_to_the_users_own_address(source, storage, redis_client, smtp_server):
+    url, inbox = smtp_server
+    result = export(source, storage, redis_client, make_request(delivery="email"),
+                    limits=ExportLimits(smtp_url=url))
+    assert [m.rcpt_tos for m in inbox] == [["u_analyst@mail.example"]]
+    body = inbox[0].content.decode()
+    assert "150" in body and result.key.rsplit("/", 1)[-1] in body
+    assert JobStatusStore(redis_client).get("job-1")["status"] == "completed"
+
+
+def test_email_delivery_without_smtp_fails_before_exporting(source, storage, redis_client):
+    with pytest.raises(ExportFailed, match="ECLIPSE_SMTP_URL is unset"):
+        export(source, storage, redis_client, make_request(delivery="email"))
+    assert list(storage.iter_objects("")) == []

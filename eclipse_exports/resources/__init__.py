@@ -76,12 +76,16 @@ class ExportStorageResource(ConfigurableResource):
 
 
 class ExportLimitsResource(ConfigurableResource):
-    """Row limit, workspace quota, retention and URL lifetime; unset fields come from the environment."""
+    """Row limit, workspace quota, retention, URL lifetime and the SMTP server for email delivery.
+
+    Unset fields come from the environment (``ECLIPSE_SMTP_URL`` for ``smtp_url``).
+    """
 
     max_export_rows: int | None = None
     workspace_quota_bytes: int | None = None
     retention_hours: int | None = None
     download_url_ttl_seconds: int | None = None
+    smtp_url: str | None = None
 
     def get_limits(self) -> ExportLimits:
         """The limits as a plain dataclass for the exporter."""
@@ -91,6 +95,7 @@ class ExportLimitsResource(ConfigurableResource):
             workspace_quota_bytes=self.workspace_quota_bytes or s.workspace_quota_bytes,
             retention_hours=self.retention_hours or s.retention_hours,
             download_url_ttl_seconds=self.download_url_ttl_seconds or s.download_url_ttl_seconds,
+            smtp_url=self.smtp_url or s.smtp_url,
         )
 
 

@@ -27,8 +27,10 @@ from sqlalchemy import Engine, Select, String, type_coerce
 from sqlalchemy.dialects.postgresql import psycopg2 as pg_psycopg2
 
 DEFAULT_BATCH_ROWS = 50_000
-# Bytes per batch the PostgreSQL driver hands over (its default is 16 MiB); smaller keeps peak memory low.
-ADBC_BATCH_BYTES = 4 * 1024 * 1024
+# Bytes per batch (the PostgreSQL driver's default is 16 MiB): wide rows make smaller batches, so the
+# memory an export needs depends on neither the row count nor the row width.
+BATCH_BYTES = 4 * 1024 * 1024
+PYTHON_ROWS_PER_FETCH = 5_000
 
 
 class Snapshot(Protocol):
@@ -70,14 +72,37 @@ class _SqlAlchemySnapshot:
             for col, field in zip(query.selected_columns, schema, strict=True)
         ]
         query = query.with_only_columns(*columns, maintain_column_froms=True)
-        result = self.conn.execution_options(stream_results=True, yield_per=batch_rows).execute(query)
-        for rows in result.partitions(batch_rows):
-            values = list(zip(*rows, strict=True))
-            arrays = [
-                pa.array(col) if pa.types.is_timestamp(field.type) else pa.array(col, type=field.type)
-                for col, field in zip(values, schema, strict=True)
-            ]
-            yield _conform(pa.RecordBatch.from_arrays(arrays, names=schema.names), schema)
+        # Python row objects take ~10x the memory of their Arrow form: fetch them in small chunks,
+        # convert each at once, and gather the compact Arrow chunks into full batches.
+        fetch_rows = min(batch_rows, PYTHON_ROWS_PER_FETCH)
+        result = self.conn.execution_options(stream_results=True, yield_per=fetch_rows).execute(query)
+        pending: list[pa.RecordBatch] = []
+        pending_rows = pending_bytes = 0
+        for rows in result.partitions(fetch_rows):
+            pending.append(_to_batch(rows, schema))
+            pending_rows += len(rows)
+            pending_bytes += pending[-1].nbytes
+            del rows
+            if pending_rows >= batch_rows or pending_bytes >= BATCH_BYTES:
+                yield _combine(pending, schema)
+                pending, pending_rows, pending_bytes = [], 0, 0
+        if pending:
+            yield _combine(pending, schema)
+
+
+def _to_batch(rows: list, schema: pa.Schema) -> pa.RecordBatch:
+    values = list(zip(*rows, strict=True))
+    arrays = [
+        pa.array(col) if pa.types.is_timestamp(field.type) else pa.array(col, type=field.type)
+        for col, field in zip(values, schema, strict=True)
+    ]
+    return _conform(pa.RecordBatch.from_arrays(arrays, names=schema.names), schema)
+
+
+def _combine(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches, schema=schema).combine_chunks().to_batches()[0]
 
 
 class _PostgresArrowSnapshot:
@@ -93,7 +118,7 @@ class _PostgresArrowSnapshot:
 
         statement = adbc_driver_manager.AdbcStatement(self.adbc)
         try:
-            statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
+            statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
             statement.set_sql_query(sql)
             handle, _rows = statement.execute_query()
             yield from pa.RecordBatchReader._import_from_c(handle.address)
