@@ -11,7 +11,7 @@ a fresh child process, all uploading to the same S3 endpoint:
 - ``csv``, ``parquet``, ``jsonl``: this project's export (``run_export``);
 - ``pandas``: ``pandas.read_sql`` + ``DataFrame.to_csv`` + one PUT.
 
-Prints rows per second, peak RSS of the child process, and each variant's
+Prints rows per second, the peak RSS of each child process (its VmHWM), and each variant's
 throughput relative to the baseline. Run with ``--rows 5000000`` to see
 whether memory stays flat as the export grows.
 """
@@ -122,16 +122,22 @@ def child(variant: str, env: dict) -> dict:
     return {"seconds": time.monotonic() - started, "bytes": result.byte_size, "rows": result.row_count}
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM), excluding what ``ru_maxrss`` inherits from the parent."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def run_child(variant: str, env: dict) -> dict:
     proc = subprocess.Popen([sys.executable, __file__, "--child", variant, "--env", json.dumps(env)],
                             stdout=subprocess.PIPE, env=os.environ.copy())
     output = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"variant {variant} failed (exit status {status})")
-    result = json.loads(output)
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024
-    return result
+    if proc.wait() != 0:
+        raise SystemExit(f"variant {variant} failed (exit status {proc.returncode})")
+    return json.loads(output)
 
 
 def main() -> None:
@@ -142,7 +148,9 @@ def main() -> None:
     parser.add_argument("--env", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, json.loads(args.env))))
+        result = child(args.child, json.loads(args.env))
+        result["peak_rss_mb"] = peak_rss_mib()
+        print(json.dumps(result))
         return
 
     from eclipse_exports.local_services import free_port, start_postgres, start_redis, start_seaweedfs
