@@ -158,3 +158,19 @@ def test_long_poll_sees_a_request_sent_during_the_tick(tick, redis_client, monke
     result = tick()
     assert [r.run_key for r in result.run_requests] == ["late"]
     assert time.monotonic() - started < 2.5
+
+
+def test_producer_enqueues_single_and_bulk_requests_with_pending_status(tick, redis_client):
+    from eclipse_exports.models import ExportRequest
+    from eclipse_exports.queue.producer import enqueue_request, enqueue_requests
+
+    one = ExportRequest.from_payload(payload("prod-1"))
+    many = [ExportRequest.from_payload(payload(f"prod-bulk-{n}", fmt="jsonl")) for n in range(5)]
+    first_id = enqueue_request(redis_client, one)
+    bulk_ids = enqueue_requests(redis_client, many)
+    entries = redis_client.xrange(REQUEST_STREAM)
+    assert [e[0].decode() for e in entries] == [first_id, *bulk_ids]
+    assert ExportRequest.from_payload(entries[1][1][b"payload"]) == many[0]
+    assert status(redis_client, "prod-bulk-4")["status"] == "pending"
+    assert [r.run_key for r in tick().run_requests] == ["prod-1", *(r.id for r in many)]
+    assert status(redis_client, "prod-bulk-4")["status"] == "queued"
