@@ -98,7 +98,10 @@ def request_cmd(workspace: str, user: str, resource: str, fmt: str, severity: tu
         _fail(f"invalid request: {exc}")
     settings = Settings.from_env()
     try:
-        enqueue_request(_redis(settings), request, settings.retention_hours)
+        client = _redis(settings)
+        if JobStatusStore(client, settings.retention_hours).exists(request.id):
+            _fail(f"job id '{request.id}' is already in use; request ids must be unique")
+        enqueue_request(client, request, settings.retention_hours)
     except redis.RedisError as exc:
         _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
     click.echo(request.id)

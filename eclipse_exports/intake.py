@@ -14,8 +14,11 @@ CONTRACT checks in order:
 
 Accepted requests get status ``queued`` and are returned for the caller to
 launch. Reading an entry again (after a failed tick or a restart) is not a
-duplicate. Nothing here raises for bad input; a source-database outage stops
-the batch before the entry that needed it, so that entry is retried.
+duplicate. The last entry handled is also kept in Redis
+(``eclipse:exports:intake:last-entry``), so a deployment with a fresh Dagster
+cursor continues from there instead of replaying the whole stream. Nothing
+here raises for bad input; a source-database outage stops the batch before
+the entry that needed it, so that entry is retried.
 """
 
 import json
@@ -38,6 +41,18 @@ from eclipse_exports.source.access import check_access
 log = logging.getLogger(__name__)
 
 START_CURSOR = "0-0"
+INTAKE_FLOOR_KEY = "eclipse:exports:intake:last-entry"
+# Move the floor forward only (stream ids compare as "ms-seq" number pairs).
+_RAISE_FLOOR = """
+local old = redis.call('GET', KEYS[1])
+if old then
+  local oms, oseq = string.match(old, '(%d+)-(%d+)')
+  local nms, nseq = string.match(ARGV[1], '(%d+)-(%d+)')
+  if tonumber(nms) < tonumber(oms) or (nms == oms and tonumber(nseq) <= tonumber(oseq)) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
 MAX_PARSED_PAYLOAD_BYTES = 1024 * 1024
 LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"\s*[,}]')
 CLAIM_TTL_SECONDS = 30 * 24 * 3600
@@ -120,7 +135,11 @@ def take_requests(
     Redis errors (then nothing after the cursor is lost: the pass is retried).
     """
     started = time.monotonic()
-    result = IntakeResult(cursor=cursor or START_CURSOR)
+    if not cursor:
+        # A new deployment (fresh Dagster cursor) goes on where the last one stopped, not from the start.
+        floor = client.get(INTAKE_FLOOR_KEY)
+        cursor = _text(floor) if floor else START_CURSOR
+    result = IntakeResult(cursor=cursor)
     response = client.xread({REQUEST_STREAM: result.cursor}, count=max_entries, block=block_ms or None)
     entries = response[0][1] if response else []
     intake = _Intake(client, engine, store)
@@ -145,6 +164,8 @@ def take_requests(
         result.entries += 1
         if time.monotonic() - started > time_budget_seconds:
             break
+    if result.entries:
+        client.eval(_RAISE_FLOOR, 1, INTAKE_FLOOR_KEY, result.cursor)
     return result
 
 
@@ -157,7 +178,10 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
         result.dead_lettered += 1
         return
     payload = payload if isinstance(payload, bytes) else str(payload).encode()
+    extra = sorted(_text(k) for k in fields if _text(k) != "payload")
     try:
+        if extra:
+            raise InvalidRequest(f"entry has fields besides 'payload': {', '.join(extra)[:200]}")
         request = ExportRequest.from_payload(payload)
     except InvalidRequest as exc:
         job_id = _claimed_id(payload)

@@ -96,9 +96,9 @@ class ExportFilters(_Strict):
     Dates filter ``detected_at`` (alerts, infringements) or ``created_at`` (actions).
     """
 
-    severity: list[Severity] | None = Field(None, max_length=MAX_FILTER_VALUES)
-    status: list[ShortText] | None = Field(None, max_length=MAX_FILTER_VALUES)
-    brand: list[ShortText] | None = Field(None, max_length=MAX_FILTER_VALUES)
+    severity: list[Severity] | None = Field(None, min_length=1, max_length=MAX_FILTER_VALUES)
+    status: list[ShortText] | None = Field(None, min_length=1, max_length=MAX_FILTER_VALUES)
+    brand: list[ShortText] | None = Field(None, min_length=1, max_length=MAX_FILTER_VALUES)
     date_from: AwareDatetime | None = Field(None, alias="from")
     date_to: AwareDatetime | None = Field(None, alias="to")
 

@@ -89,3 +89,8 @@ def test_malformed_payloads(raw, reason):
 def test_extension_includes_gzip():
     assert parse(options={"compression": "gzip"}).extension == "csv.gz"
     assert parse(format="parquet").extension == "parquet"
+
+
+def test_empty_filter_lists_are_refused_not_read_as_match_nothing():
+    with pytest.raises(InvalidRequest, match="filters.severity: List should have at least 1 item"):
+        parse(filters={"severity": []})

@@ -122,7 +122,7 @@ def valid_requests(draw, world: dict[str, Any]) -> dict[str, Any]:
     filters: dict[str, Any] = {}
     if resource is not ResourceType.ACTIONS:
         if draw(_sometimes()):
-            filters["severity"] = draw(st.lists(st.sampled_from(SEVERITIES), max_size=4, unique=True))
+            filters["severity"] = draw(st.lists(st.sampled_from(SEVERITIES), min_size=1, max_size=4, unique=True))
         if draw(_sometimes()):
             # Names of every workspace's brands (the other workspaces' included), now and then a random one.
             # (A NUL can never be a valid filter value: PostgreSQL text cannot hold one.)
@@ -131,7 +131,8 @@ def valid_requests(draw, world: dict[str, Any]) -> dict[str, Any]:
             name = st.one_of(st.sampled_from(every_brand), BRAND_NAME) if every_brand else BRAND_NAME
             filters["brand"] = draw(st.lists(name, min_size=1, max_size=4))
     if draw(_sometimes()):
-        filters["status"] = draw(st.lists(st.sampled_from(STATUS_VOCABULARY[resource]), max_size=3, unique=True))
+        statuses = st.sampled_from(STATUS_VOCABULARY[resource])
+        filters["status"] = draw(st.lists(statuses, min_size=1, max_size=3, unique=True))
     no_bound = st.none()
     lower, upper = draw(no_bound | no_bound | bound()), draw(no_bound | no_bound | bound())
     if lower is not None and upper is not None and lower > upper:

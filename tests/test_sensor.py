@@ -142,12 +142,40 @@ def test_duplicate_id_is_dead_lettered_and_never_touches_the_first_job(tick, red
 def test_reading_the_same_entry_again_after_a_restart_is_not_a_duplicate(tick, redis_client):
     redis_client.xadd(REQUEST_STREAM, {"payload": payload("again")})
     first = tick()
-    replay = tick(None)  # the cursor was lost: the stream is read from the start
+    replay = tick("0-0")  # the tick's result was lost: the stream is read again from the start
     assert [r.run_key for r in replay.run_requests] == ["again"]  # same run key: Dagster launches it once
     assert dead_letters(redis_client) == []
     assert replay.cursor == first.cursor
     redis_client.hset(job_status_key("again"), "status", "completed")
-    assert tick(None).run_requests == []
+    assert tick("0-0").run_requests == []
+
+
+def test_a_fresh_deployment_continues_where_the_last_one_stopped(tick, redis_client):
+    redis_client.xadd(REQUEST_STREAM, {"payload": "not json"})
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("old")})
+    first = tick()
+    assert [r.run_key for r in first.run_requests] == ["old"] and len(dead_letters(redis_client)) == 1
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("new")})
+    fresh = tick(None)  # a new Dagster instance: no cursor of its own
+    assert [r.run_key for r in fresh.run_requests] == ["new"]
+    assert len(dead_letters(redis_client)) == 1  # the old invalid entry is not dead-lettered again
+
+
+def test_entry_with_fields_besides_payload_is_invalid(tick, redis_client):
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("extra-1"), "email": "attacker@evil.example"})
+    assert tick().run_requests == []
+    [letter] = dead_letters(redis_client)
+    assert b"fields besides 'payload': email" in letter["reason"]
+    assert status(redis_client, "extra-1")["status"] == "rejected"
+
+
+def test_producer_never_overwrites_an_existing_job(redis_client):
+    from eclipse_exports.models import ExportRequest
+    from eclipse_exports.queue.producer import enqueue_request
+
+    redis_client.hset(job_status_key("taken"), mapping={"status": "completed", "workspaceId": "ws_b"})
+    enqueue_request(redis_client, ExportRequest.from_payload(payload("taken", workspace="ws_a")))
+    assert status(redis_client, "taken") == {"status": "completed", "workspaceId": "ws_b"}
 
 
 def test_long_poll_sees_a_request_sent_during_the_tick(tick, redis_client, monkeypatch):

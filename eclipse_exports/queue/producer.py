@@ -22,11 +22,11 @@ def enqueue_requests(client: redis.Redis, requests: Iterable[ExportRequest], ret
     count = 0
     for request in requests:
         pipe.xadd(REQUEST_STREAM, {"payload": request.to_payload()})
-        store.pending(request, now, pipe)
+        store.pending(request, now, pipe)  # skipped when the sensor got there first
         count += 1
     results = pipe.execute()
-    # Each request queued three commands: XADD, HSET, EXPIRE.
-    return [_text(results[i * 3]) for i in range(count)]
+    # Each request queued two commands: XADD and the create-if-absent status script.
+    return [_text(results[i * 2]) for i in range(count)]
 
 
 def enqueue_request(client: redis.Redis, request: ExportRequest, retention_hours: int = 72) -> str:

@@ -13,6 +13,14 @@ import redis
 from eclipse_exports.models import ErrorCode, ExportRequest, JobStatus, iso_utc
 from eclipse_exports.queue.keys import job_status_key
 
+# HSET and EXPIRE only when the hash does not exist yet; ARGV = ttl, field, value, field, value, ...
+_CREATE_IF_ABSENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED})
 
 
@@ -59,9 +67,16 @@ class JobStatusStore:
             target.execute()
 
     def pending(self, request: ExportRequest, created_at: datetime, pipe: Any = None) -> None:
-        """Producer side: the request is on the stream."""
-        self.write(request.id, {**request_fields(request), "status": JobStatus.PENDING.value,
-                                "progress": 0, "createdAt": request.created_at_utc or created_at}, pipe)
+        """Producer side: the request is on the stream. Never touches a job that already has a status
+        (a re-used id must not overwrite another job, and the sensor may have queued it already)."""
+        fields = {**request_fields(request), "status": JobStatus.PENDING.value, "progress": 0,
+                  "createdAt": iso_utc(request.created_at_utc or created_at)}
+        args = [self.ttl_seconds, *(str(x) for pair in fields.items() for x in pair)]
+        self.client.register_script(_CREATE_IF_ABSENT)(keys=[job_status_key(request.id)], args=args, client=pipe)
+
+    def exists(self, job_id: str) -> bool:
+        """Whether the job has a status hash."""
+        return bool(self.client.exists(job_status_key(job_id)))
 
     def queued(self, request: ExportRequest, picked_up_at: datetime) -> None:
         """The sensor has requested a run for the job."""
