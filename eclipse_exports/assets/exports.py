@@ -12,6 +12,7 @@ materialization metadata or a failure.
 # No `from __future__ import annotations` here: Dagster resolves the Config
 # parameter's annotation at definition time.
 import json
+import time
 
 from dagster import (
     AssetExecutionContext,
@@ -39,6 +40,7 @@ from eclipse_exports.resources import (
 
 RETRY_POLICY = RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL)
 RUN_TAG_PREFIX = "eclipse/"
+PROGRESS_LOG_SECONDS = 2.0
 
 
 class ExportFiltersConfig(Config):
@@ -147,8 +149,14 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
         if not config.job_id:
             context.instance.add_run_tags(context.run.run_id, run_tags(request))
 
+        last_logged = [0.0]
+
         def report(rows: int, total: int) -> None:
-            context.log.info(f"{request.id}: {rows:,} of {total:,} rows written")
+            # The status hash gets every batch; the run log a line every 2 s and the last one.
+            now = time.monotonic()
+            if now - last_logged[0] >= PROGRESS_LOG_SECONDS or rows >= total:
+                last_logged[0] = now
+                context.log.info(f"{request.id}: {rows:,} of {total:,} rows written")
 
         try:
             result = run_export(
