@@ -7,7 +7,9 @@
    refuse more than ``max_export_rows`` (``too_large``, before anything is
    written) and a workspace over its quota (``quota_exceeded``);
 3. stream rows batch by batch through the format writer (and gzip) into an
-   S3 multipart upload, reporting progress after every batch;
+   S3 multipart upload, reporting progress after every batch — or, for a
+   ``report``, render the workspace's executive report (``reports.py``) for
+   the request's period (default: the last 7 days) and upload it;
 4. presign a download URL and set status ``completed``; with
    ``delivery: "email"``, mail the link to the requesting user's own address
    from the source database (checked before exporting, sent after).
@@ -26,8 +28,9 @@ from sqlalchemy import Engine
 
 from eclipse_exports.columns import export_schema
 from eclipse_exports.delivery import DeliveryFailed, build_export_email, parse_smtp_url, recipient_for, send_email
-from eclipse_exports.models import ErrorCode, ExportRequest, ResourceType, iso_utc, utc_now
+from eclipse_exports.models import ErrorCode, ExportFormat, ExportRequest, ResourceType, iso_utc, utc_now
 from eclipse_exports.queue.status import JobStatusStore
+from eclipse_exports.reports import collect_report, default_period, render_report
 from eclipse_exports.source.access import check_access
 from eclipse_exports.source.queries import count_query, export_query
 from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
@@ -103,7 +106,6 @@ def run_export(
     a failed upload is aborted so no parts remain.
     """
     resource = ResourceType(request.resource_type)
-    schema = export_schema(resource)
     started_at = utc_now()
     clock = time.monotonic()
     status.running(request, run_id, started_at)
@@ -124,40 +126,12 @@ def run_export(
             raise ExportFailed(ErrorCode.EXPORT_FAILED,
                                f"user '{request.user_id}' has no email address in workspace '{request.workspace_id}'")
 
-    with export_snapshot(engine) as snapshot:
-        total = snapshot.count(count_query(resource, request.workspace_id, request.filters))
-        if total > limits.max_export_rows:
-            raise ExportFailed(
-                ErrorCode.TOO_LARGE,
-                f"{total:,} rows match this export; the limit is {limits.max_export_rows:,}. "
-                "Narrow the filters (date range, severity, status or brand) and request it again.",
-            )
-        used = storage.workspace_export_bytes(request.workspace_id)
-        if used >= limits.workspace_quota_bytes:
-            raise ExportFailed(
-                ErrorCode.QUOTA_EXCEEDED,
-                f"workspace '{request.workspace_id}' already holds {used:,} bytes of exports "
-                f"(quota {limits.workspace_quota_bytes:,}); wait for older files to expire.",
-            )
-        status.progress(request.id, 0, total)
-        key = storage.export_key(request.workspace_id, resource, request.id, request.extension, started_at)
-        filename = key.rsplit("/", 1)[-1]
-        written = 0
-        with storage.open_upload(key, CONTENT_TYPES[request.format], filename) as upload:
-            sink = gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) \
-                if request.options.compression == "gzip" else upload
-            writer = open_writer(request.format, sink, schema, request.options.excel_compatible)
-            query = export_query(resource, request.workspace_id, request.filters)
-            for batch in snapshot.record_batches(query, schema, batch_rows):
-                writer.write(batch)
-                written += batch.num_rows
-                status.progress(request.id, written, total)
-                if on_progress is not None:
-                    on_progress(written, total)
-            writer.close()
-            if sink is not upload:
-                sink.close()
-        byte_size = upload.bytes_written
+    if resource is ResourceType.REPORT:
+        key, written, byte_size = _write_report(request, engine, storage, limits, started_at)
+    else:
+        key, written, byte_size = _write_rows(request, engine, storage, status, limits, started_at, on_progress,
+                                              batch_rows)
+    filename = key.rsplit("/", 1)[-1]
 
     completed_at = utc_now()
     expires_at = completed_at + timedelta(hours=limits.retention_hours)
@@ -195,3 +169,62 @@ def run_export(
         completed_at=completed_at,
         duration_seconds=time.monotonic() - clock,
     )
+
+
+def _write_rows(request: ExportRequest, engine: Engine, storage: ExportStorage, status: JobStatusStore,
+                limits: ExportLimits, started_at: datetime, on_progress: ProgressCallback | None,
+                batch_rows: int) -> tuple[str, int, int]:
+    """Stream the request's rows into its file; returns (key, rows written, bytes)."""
+    resource = ResourceType(request.resource_type)
+    schema = export_schema(resource)
+    with export_snapshot(engine) as snapshot:
+        total = snapshot.count(count_query(resource, request.workspace_id, request.filters))
+        if total > limits.max_export_rows:
+            raise ExportFailed(
+                ErrorCode.TOO_LARGE,
+                f"{total:,} rows match this export; the limit is {limits.max_export_rows:,}. "
+                "Narrow the filters (date range, severity, status or brand) and request it again.",
+            )
+        _check_quota(request, storage, limits)
+        status.progress(request.id, 0, total)
+        key = storage.export_key(request.workspace_id, resource, request.id, request.extension, started_at)
+        written = 0
+        with storage.open_upload(key, CONTENT_TYPES[request.format], key.rsplit("/", 1)[-1]) as upload:
+            sink = gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) \
+                if request.options.compression == "gzip" else upload
+            writer = open_writer(request.format, sink, schema, request.options.excel_compatible)
+            query = export_query(resource, request.workspace_id, request.filters)
+            for batch in snapshot.record_batches(query, schema, batch_rows):
+                writer.write(batch)
+                written += batch.num_rows
+                status.progress(request.id, written, total)
+                if on_progress is not None:
+                    on_progress(written, total)
+            writer.close()
+            if sink is not upload:
+                sink.close()
+    return key, written, upload.bytes_written
+
+
+def _write_report(request: ExportRequest, engine: Engine, storage: ExportStorage, limits: ExportLimits,
+                  started_at: datetime) -> tuple[str, int, int]:
+    """Render the workspace's executive report for the request's period; returns (key, rows covered, bytes)."""
+    _check_quota(request, storage, limits)
+    period_start, period_end = default_period(started_at, request.filters.date_from, request.filters.date_to)
+    with engine.connect() as conn:
+        data = collect_report(conn, request.workspace_id, period_start, period_end, started_at)
+    body = render_report(data).encode("utf-8")
+    key = storage.export_key(request.workspace_id, ResourceType.REPORT, request.id, request.extension, started_at)
+    with storage.open_upload(key, CONTENT_TYPES[ExportFormat.HTML], key.rsplit("/", 1)[-1]) as upload:
+        upload.write(body)
+    return key, data.row_count, upload.bytes_written
+
+
+def _check_quota(request: ExportRequest, storage: ExportStorage, limits: ExportLimits) -> None:
+    used = storage.workspace_export_bytes(request.workspace_id)
+    if used >= limits.workspace_quota_bytes:
+        raise ExportFailed(
+            ErrorCode.QUOTA_EXCEEDED,
+            f"workspace '{request.workspace_id}' already holds {used:,} bytes of exports "
+            f"(quota {limits.workspace_quota_bytes:,}); wait for older files to expire.",
+        )

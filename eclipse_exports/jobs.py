@@ -8,7 +8,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from eclipse_exports.models import ResourceType
 
-EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS)
+EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS, ResourceType.REPORT)
 
 
 def export_job_name(resource: ResourceType) -> str:

@@ -16,7 +16,7 @@ from eclipse_exports.sensors import export_run_failure_sensor
 from tests.dataset import expected_rows
 from tests.readback import expected_for, read_rows
 
-ALERTS, INFRINGEMENTS, ACTIONS = EXPORT_ASSETS
+ALERTS, INFRINGEMENTS, ACTIONS, REPORT = EXPORT_ASSETS
 
 
 @pytest.fixture
@@ -107,3 +107,11 @@ def test_run_failure_sensor_marks_a_crashed_run_failed(instance, resources, redi
     assert status["status"] == "failed" and status["errorCode"] == "export_failed"
     assert "ConnectionError" in status["error"] or "Connection" in status["error"]
     assert status["runId"] == result.run_id
+
+
+def test_ui_materialization_of_a_report_renders_the_last_week_as_html(instance, resources, redis_client):
+    result = materialize([REPORT], partition_key="ws_a", instance=instance, resources=resources)
+    assert result.success
+    status = JobStatusStore(redis_client).get(f"dagster-{result.run_id}")
+    assert status["status"] == "completed" and status["format"] == "html"
+    assert fetch(resources, status["filePath"]).startswith(b"<!DOCTYPE html>")

@@ -294,7 +294,7 @@ FINAL = {"id": "fuzz-final-request", "workspaceId": "ws_a", "userId": "u_analyst
 
 
 def _valid(fields: dict[bytes, bytes]) -> bool:
-    if b"payload" not in fields:
+    if set(fields) != {b"payload"}:  # CONTRACT: one field, payload
         return False
     try:
         ExportRequest.from_payload(fields[b"payload"])

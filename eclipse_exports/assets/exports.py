@@ -1,9 +1,9 @@
-"""The export assets ``alerts_export``, ``infringements_export`` and ``actions_export``.
+"""The export assets ``alerts_export``, ``infringements_export``, ``actions_export`` and ``report_export``.
 
 Each is partitioned by workspace. A materialization launched by
 ``export_request_sensor`` carries its request as run config; one launched
 from the Dagster UI or a backfill carries none and exports the whole
-partition as CSV under a generated job id. The work itself is
+partition as CSV (a report: the last 7 days as HTML) under a generated job id. The work itself is
 :func:`eclipse_exports.exporter.run_export`; this layer turns config into a
 request, reports progress to the run log and shapes the outcome as
 materialization metadata or a failure.
@@ -65,7 +65,7 @@ class ExportConfig(Config):
 
     job_id: str | None = Field(None, description="request id; generated from the run id when empty")
     user_id: str | None = Field(None, description="requesting user; empty for operator materializations")
-    format: str = "csv"
+    format: str | None = Field(None, description="csv, json, jsonl or parquet (default csv); html for reports")
     filters: ExportFiltersConfig = Field(default_factory=ExportFiltersConfig)
     options: ExportOptionsConfig = Field(default_factory=ExportOptionsConfig)
     delivery: str = "download"
@@ -99,7 +99,7 @@ class ExportConfig(Config):
             "workspaceId": workspace_id,
             "userId": self.user_id or "operator",
             "resourceType": resource.value,
-            "format": self.format,
+            "format": self.format or ("html" if resource is ResourceType.REPORT else "csv"),
             "filters": filters,
             "options": {"compression": self.options.compression, "excelCompatible": self.options.excel_compatible},
             "delivery": self.delivery,
@@ -130,8 +130,11 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
         group_name="exports",
         retry_policy=RETRY_POLICY,
         kinds={"s3", "redis"},
-        description=f"A workspace's {resource.value}, exported to S3 as requested "
-                    "(CSV of the whole partition when materialized from the UI or a backfill).",
+        description=(f"A workspace's {resource.value}, exported to S3 as requested "
+                     "(CSV of the whole partition when materialized from the UI or a backfill)."
+                     if resource is not ResourceType.REPORT else
+                     "A workspace's on-demand executive report (HTML) for the requested period "
+                     "(the last 7 days when materialized from the UI or a backfill)."),
     )
     def _export(
         context: AssetExecutionContext,
@@ -197,4 +200,4 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
     return _export
 
 
-EXPORT_ASSETS = [export_asset_for(r) for r in (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS)]
+EXPORT_ASSETS = [export_asset_for(r) for r in ResourceType]

@@ -20,7 +20,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 from eclipse_exports.assets.exports import ExportConfig, run_tags
 from eclipse_exports.intake import take_requests
 from eclipse_exports.jobs import EXPORT_JOBS, export_job_name
-from eclipse_exports.models import ErrorCode, ExportRequest, utc_now
+from eclipse_exports.models import ExportRequest
 from eclipse_exports.partitions import workspace_partitions
 from eclipse_exports.resources import RedisResource, SourceDatabaseResource
 
@@ -67,13 +67,7 @@ def export_request_sensor(
         block_ms=long_poll_ms(),
         time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
     )
-    run_requests = []
-    for request in outcome.accepted:
-        if request.resource_type not in EXPORT_JOBS:
-            status.failed(request.id, ErrorCode.EXPORT_FAILED,
-                          "on-demand HTML reports are not available in this version", utc_now())
-            continue
-        run_requests.append(run_request_for(request))
+    run_requests = [run_request_for(request) for request in outcome.accepted]
     known = set(context.instance.get_dynamic_partitions(workspace_partitions.name))
     new_workspaces = sorted({r.partition_key for r in run_requests} - known)
     if outcome.entries:
