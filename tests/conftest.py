@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings
 from moto.server import ThreadedMotoServer
 from sqlalchemy import Engine, create_engine, text
 
@@ -19,6 +20,12 @@ from eclipse_exports.local_services import free_port, start_postgres, start_redi
 from eclipse_exports.source.demo_data import create_schema
 from eclipse_exports.storage import ExportStorage, make_s3_client
 from tests.dataset import insert_dataset
+
+# CI runs the property tests on a fixed sequence of examples, so a green run stays green; locally they
+# explore new examples every run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="test-access-key",
