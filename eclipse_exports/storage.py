@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from eclipse_exports.models import ID_RE, ResourceType
 
-PART_BYTES = 8 * 1024 * 1024
+PART_BYTES = 5 * 1024 * 1024
 MAX_PARTS_IN_FLIGHT = 2
 
 
@@ -51,7 +51,7 @@ class UploadAborted(RuntimeError):
 class MultipartUpload(io.RawIOBase):
     """A write-only binary stream that lands in S3 as one object.
 
-    Bytes are buffered up to ``part_bytes`` (default 8 MiB) and sent as parts,
+    Bytes are buffered up to ``part_bytes`` (default 5 MiB, S3's minimum) and sent as parts,
     at most ``MAX_PARTS_IN_FLIGHT`` at a time in background threads, so memory
     stays near ``part_bytes * (MAX_PARTS_IN_FLIGHT + 1)`` whatever the file
     size. A file smaller than one part is sent with a single ``PutObject``.
