@@ -33,6 +33,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_ACCESS_KEY, DEV_SECRET_KEY = "eclipse-dev", "eclipse-dev-secret"
 
 
+def _ensure_sqlite_folder(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(redact(message))
 
@@ -55,8 +60,7 @@ def demo_data(database_url: str | None, scale: str, seed: int, as_of: datetime |
     """Create the source tables and fill them with demo workspaces, users and generated data."""
     settings = Settings.from_env()
     url = database_url or settings.database_url
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _ensure_sqlite_folder(url)
     started = time.monotonic()
     try:
         counts = load_demo_data(source_engine(url), scale, seed, as_of.replace(tzinfo=UTC) if as_of else None)
@@ -230,8 +234,7 @@ def _ensure_s3(settings: Settings, services: list[Service]) -> Settings:
 
 def _ensure_demo_data(settings: Settings, scale: str) -> None:
     engine = source_engine(settings.database_url)
-    if settings.database_url.startswith("sqlite:///"):
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _ensure_sqlite_folder(settings.database_url)
     if inspect(engine).has_table("alerts"):
         click.echo(f"source database: {redact(settings.database_url)} (already has data)")
         return

@@ -9,7 +9,7 @@ filters and options must fit the resource and format.
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AwareDatetime,
@@ -142,10 +142,9 @@ class ExportRequest(_Strict):
 
     @field_validator("created_at")
     @classmethod
-    def _created_at_in_range(cls, value: datetime | None) -> datetime | None:
-        if value is not None:
-            _to_utc(value if value.tzinfo else value.replace(tzinfo=UTC))
-        return value
+    def _created_at_in_utc(cls, value: datetime | None) -> datetime | None:
+        # A value without offset is taken as UTC.
+        return None if value is None else _to_utc(value if value.tzinfo else value.replace(tzinfo=UTC))
 
     @model_validator(mode="after")
     def _fits_resource_and_format(self) -> Self:
@@ -200,10 +199,6 @@ class ExportRequest(_Strict):
         """The request as CONTRACT JSON (camelCase, unset optionals left out)."""
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
-    def to_payload_dict(self) -> dict[str, Any]:
-        """The request as a JSON-ready dict with CONTRACT field names."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
     @property
     def extension(self) -> str:
         """File name extension, ``.gz`` included when compressed (``csv.gz``)."""
@@ -212,12 +207,8 @@ class ExportRequest(_Strict):
 
     @property
     def created_at_utc(self) -> datetime | None:
-        """``createdAt`` in UTC; a value without offset is taken as UTC."""
-        if self.created_at is None:
-            return None
-        if self.created_at.tzinfo is None:
-            return self.created_at.replace(tzinfo=UTC)
-        return self.created_at.astimezone(UTC)
+        """``createdAt`` (already normalized to UTC by validation)."""
+        return self.created_at
 
 
 def _to_utc(value: datetime) -> datetime:
