@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian or Ubuntu machine that has only Python and git:
-# system packages (redis-server; PostgreSQL with --with-postgres, for the tests) and the Python
+# system packages (redis-server; with --with-postgres, for the tests: PostgreSQL, Debian's chromium for
+# the browser tests and a Java runtime for the Nu HTML checker) and the Python
 # virtualenv .venv from the lock file (requirements.lock). Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,8 @@ if [ "${1:-}" = "--with-postgres" ]; then
   if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need+=(postgresql)
   fi
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v java >/dev/null || need+=(default-jre-headless)
 fi
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
