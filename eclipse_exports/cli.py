@@ -1,7 +1,8 @@
 """The ``eclipse-exports`` command line (CONTRACT section 7, plus ``dev``).
 
-Commands: ``demo-data``, ``request``, ``status``, ``url`` and ``dev`` (start
-the local services and Dagster). Errors go to stderr with a non-zero exit.
+Commands: ``demo-data``, ``request``, ``status``, ``url``, ``report-backfill``
+(executive reports for workspaces × weeks, through the running webserver) and
+``dev`` (start the local services and Dagster). Errors go to stderr with a non-zero exit.
 """
 
 import json
@@ -11,8 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,9 +24,12 @@ from sqlalchemy import inspect
 
 from eclipse_exports.config import Settings, redact
 from eclipse_exports.local_services import Service, port_open, start_redis, start_seaweedfs
-from eclipse_exports.models import ExportRequest, InvalidRequest, JobStatus
+from eclipse_exports.models import ID_RE, ExportRequest, InvalidRequest, JobStatus
+from eclipse_exports.partitions import FIRST_REPORT_WEEK
 from eclipse_exports.queue.producer import enqueue_request
 from eclipse_exports.queue.status import TERMINAL_STATUSES, JobStatusStore
+from eclipse_exports.reports.weekly import ReportWeek
+from eclipse_exports.source.access import active_workspace_ids, workspace_status
 from eclipse_exports.source.demo_data import SCALES, load_demo_data
 from eclipse_exports.source.engine import source_engine
 from eclipse_exports.storage import ExportStorage, make_s3_client
@@ -56,14 +61,17 @@ def main() -> None:
 @click.option("--scale", type=click.Choice(sorted(SCALES)), default="small", show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed (and --as-of), same rows.")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="End of the 90-day history (default today).")
-def demo_data(database_url: str | None, scale: str, seed: int, as_of: datetime | None) -> None:
+@click.option("--workspaces", "generated", type=click.IntRange(0, 9_999), default=0, show_default=True,
+              help="Extra active workspaces (ws_gen_0001…), each with an owner, admin, analyst and data.")
+def demo_data(database_url: str | None, scale: str, seed: int, as_of: datetime | None, generated: int) -> None:
     """Create the source tables and fill them with demo workspaces, users and generated data."""
     settings = Settings.from_env()
     url = database_url or settings.database_url
     _ensure_sqlite_folder(url)
     started = time.monotonic()
     try:
-        counts = load_demo_data(source_engine(url), scale, seed, as_of.replace(tzinfo=UTC) if as_of else None)
+        counts = load_demo_data(source_engine(url), scale, seed, as_of.replace(tzinfo=UTC) if as_of else None,
+                                generated_workspaces=generated)
     except Exception as exc:  # noqa: BLE001 - any failure is reported, redacted, as a CLI error
         _fail(f"demo data failed: {exc}")
     summary = ", ".join(f"{n:,} {t}" for t, n in counts.items())
@@ -187,6 +195,93 @@ def url_cmd(job_id: str) -> None:
     if url is None:
         _fail(f"the file of job '{job_id}' has expired")
     click.echo(url)
+
+
+DAGSTER_LOCATION = {"repositoryLocationName": "eclipse_exports", "repositoryName": "__repository__"}
+ADD_PARTITION = """mutation($r: RepositorySelector!, $d: String!, $k: String!) {
+  addDynamicPartition(repositorySelector: $r, partitionsDefName: $d, partitionKey: $k) {
+    __typename ... on Error { message } } }"""
+LAUNCH_BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
+
+
+def _graphql(dagster_url: str, query: str, variables: dict) -> dict:
+    """POST one GraphQL operation to the Dagster webserver; returns ``data`` or fails with a readable error."""
+    request = urllib.request.Request(f"{dagster_url.rstrip('/')}/graphql", method="POST",
+                                     data=json.dumps({"query": query, "variables": variables}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            payload = json.loads(response.read())
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot reach the Dagster webserver at {dagster_url}: {exc}")
+    if payload.get("errors"):
+        _fail(f"Dagster refused the request: {payload['errors'][0].get('message')}")
+    return payload["data"]
+
+
+def _report_weeks(count: int, keys: tuple[str, ...], now: datetime) -> list[ReportWeek]:
+    latest = ReportWeek.last_complete(now)
+    if not keys:
+        return [ReportWeek(latest.start - timedelta(days=7 * n)) for n in reversed(range(count))]
+    weeks = []
+    for key in keys:
+        try:
+            week = ReportWeek.from_key(key)
+        except ValueError as exc:
+            _fail(f"--week {key!r}: {exc} (give the Monday of the week as YYYY-MM-DD)")
+        if not FIRST_REPORT_WEEK <= week.key <= latest.key:
+            _fail(f"--week {key}: reports exist for the weeks from {FIRST_REPORT_WEEK} to {latest.key}")
+        weeks.append(week)
+    return sorted(set(weeks), key=lambda w: w.start)
+
+
+@main.command("report-backfill")
+@click.option("--weeks", "count", type=click.IntRange(1, 520), default=1, show_default=True,
+              help="The last N complete weeks (Monday 00:00 to Monday 00:00 UTC).")
+@click.option("--week", "week_keys", multiple=True, help="A week by its Monday, YYYY-MM-DD; repeat (replaces --weeks).")
+@click.option("--workspace", "workspace_ids", multiple=True, help="Repeat for several (default: every active one).")
+@click.option("--dagster-url", default="http://127.0.0.1:3000", show_default=True,
+              help="The running Dagster webserver (eclipse-exports dev).")
+@click.option("--dry-run", is_flag=True, help="Print the partitions; launch nothing.")
+def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple[str, ...], dagster_url: str,
+                    dry_run: bool) -> None:
+    """Backfill executive_report for workspaces × weeks, as the UI's "Materialize" on the asset does.
+
+    Dagster batches the partitions into runs (ECLIPSE_REPORTS_PER_RUN each). Prints the backfill id.
+    """
+    settings = Settings.from_env()
+    weeks = _report_weeks(count, week_keys, datetime.now(UTC))
+    try:
+        with source_engine(settings.database_url).connect() as conn:
+            unknown = [w for w in workspace_ids if not ID_RE.fullmatch(w) or workspace_status(conn, w) is None]
+            workspaces = list(dict.fromkeys(workspace_ids)) or active_workspace_ids(conn)
+    except Exception as exc:  # noqa: BLE001 - any database failure is reported, redacted, as a CLI error
+        _fail(f"cannot read workspaces from {settings.database_url}: {exc}")
+    if unknown:
+        _fail(f"unknown workspace(s): {', '.join(unknown)}")
+    if not workspaces:
+        _fail("no active workspace to report on")
+    keys = [f"{week.key}|{workspace_id}" for week in weeks for workspace_id in workspaces]
+    click.echo(f"{len(keys)} partition(s): {len(workspaces)} workspace(s) × {len(weeks)} week(s) "
+               f"({weeks[0].key} to {weeks[-1].key})", err=True)
+    if dry_run:
+        click.echo("\n".join(keys))
+        return
+    for workspace_id in workspaces:  # a workspace the partitions sensor has not added yet
+        result = _graphql(dagster_url, ADD_PARTITION, {"r": DAGSTER_LOCATION, "d": "workspaces", "k": workspace_id})
+        outcome = result["addDynamicPartition"]
+        if outcome["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
+            _fail(f"could not add workspace partition {workspace_id}: {outcome.get('message')}")
+    result = _graphql(dagster_url, LAUNCH_BACKFILL, {"p": {
+        "partitionNames": keys, "assetSelection": [{"path": ["executive_report"]}],
+        "title": f"executive_report: {len(workspaces)} workspace(s) × {len(weeks)} week(s)"}})
+    outcome = result["launchPartitionBackfill"]
+    if outcome["__typename"] != "LaunchBackfillSuccess":
+        _fail(f"Dagster did not launch the backfill: {outcome.get('message', outcome['__typename'])}")
+    click.echo(f"backfill {outcome['backfillId']}: {dagster_url.rstrip('/')}/runs/b/{outcome['backfillId']}",
+               err=True)
+    click.echo(outcome["backfillId"])
 
 
 def _ensure_redis(settings: Settings, services: list[Service]) -> None:

@@ -34,6 +34,8 @@ class Settings(BaseModel):
     max_export_rows: int = Field(10_000_000, gt=0)
     workspace_quota_bytes: int = Field(5_368_709_120, gt=0)
     smtp_url: str | None = None
+    report_retention_days: int = Field(90, gt=0)
+    reports_per_run: int = Field(20, gt=0, le=500, description="Executive reports one Dagster run renders.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -57,6 +59,8 @@ class Settings(BaseModel):
             max_export_rows=env.get("ECLIPSE_MAX_EXPORT_ROWS") or 10_000_000,
             workspace_quota_bytes=env.get("ECLIPSE_WORKSPACE_QUOTA_BYTES") or 5_368_709_120,
             smtp_url=env.get("ECLIPSE_SMTP_URL") or None,
+            report_retention_days=env.get("ECLIPSE_REPORT_RETENTION_DAYS") or 90,
+            reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
         )
 
 

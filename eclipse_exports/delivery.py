@@ -1,4 +1,5 @@
-"""Email delivery of a finished export (CONTRACT section 2, ``delivery: "email"``).
+"""Email delivery: a finished export to its requester (CONTRACT section 2, ``delivery: "email"``), and the
+weekly executive report to a workspace's owners and admins.
 
 Three steps, each usable on its own and none needing Dagster:
 
@@ -22,6 +23,10 @@ Typical use after :func:`eclipse_exports.exporter.run_export`::
             to, request, download_url=result.download_url, expires_at=result.expires_at,
             row_count=result.row_count, file_name=result.key.rsplit("/", 1)[-1])
         send_email(target, message)
+
+The weekly report uses :func:`report_recipients` (owners and admins) and
+:func:`build_report_email` (a plain-text summary with the HTML report
+attached, or a download link when :func:`attachment_fits` says no).
 
 Passwords from the SMTP URL never appear in a ``repr``, ``str`` or error message.
 """
@@ -54,6 +59,10 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _ADDRESS_RE = re.compile(r"^[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+$")
 _CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
+
+REPORT_ROLES = ("owner", "admin")
+MAX_ATTACHMENT_ENCODED_BYTES = 10_000_000
+"""Largest base64-encoded attachment sent (10 MB); a larger report goes as a download link."""
 
 _jinja = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),
@@ -92,6 +101,19 @@ def recipient_for(conn: Connection, workspace_id: str, user_id: str) -> str | No
     if email is None or not email.strip():
         return None
     return email.strip()
+
+
+def report_recipients(conn: Connection, workspace_id: str) -> list[str]:
+    """Addresses of the workspace's owners and admins (``workspace_members`` joined to ``users``), sorted, unique.
+
+    Members without an address are left out; the workspace id is a bound parameter.
+    """
+    query = (
+        select(users.c.email)
+        .select_from(users.join(workspace_members, workspace_members.c.user_id == users.c.id))
+        .where(workspace_members.c.workspace_id == workspace_id, workspace_members.c.role.in_(REPORT_ROLES))
+    )
+    return sorted({email.strip() for email in conn.execute(query).scalars() if email and email.strip()})
 
 
 # --------------------------------------------------------------------------- SMTP target
@@ -311,6 +333,58 @@ def build_export_email(
     message["X-Eclipse-Job-Id"] = request.id
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    return message
+
+
+def encoded_attachment_bytes(size: int) -> int:
+    """Size on the wire of a ``size``-byte attachment: base64 (4 bytes per 3) in 76-character lines with CRLF."""
+    encoded = 4 * -(-size // 3)
+    return encoded + 2 * -(-encoded // 76)
+
+
+def attachment_fits(size: int, limit: int = MAX_ATTACHMENT_ENCODED_BYTES) -> bool:
+    """Whether a ``size``-byte file, once encoded, stays under ``limit`` bytes."""
+    return encoded_attachment_bytes(size) < limit
+
+
+def _header_text(text: str) -> str:
+    return " ".join(_CONTROL_RE.sub(" ", text).split())
+
+
+def build_report_email(
+    to: str,
+    *,
+    subject: str,
+    text: str,
+    attachment: tuple[str, bytes] | None = None,
+    message_key: str,
+    sender: str = DEFAULT_SENDER,
+) -> EmailMessage:
+    """One report email to ``to``: the plain-text ``text`` and, when given, ``attachment`` (file name, HTML bytes).
+
+    ``subject`` is flattened to one line (control characters become spaces),
+    so a workspace name cannot inject headers. ``message_key`` (e.g.
+    ``ws_acme-2026-11-23``) makes the ``Message-ID``. Raises ``ValueError``
+    when ``to`` or ``sender`` is not a single address.
+    """
+    to = to.strip()
+    if not _ADDRESS_RE.match(to):
+        raise ValueError("recipient is not a single email address")
+    sender_address = parseaddr(sender)[1]
+    if "\n" in sender or "\r" in sender or not _ADDRESS_RE.match(sender_address):
+        raise ValueError("sender is not a single email address")
+    message = EmailMessage()
+    message["Subject"] = _header_text(subject)
+    message["From"] = sender
+    message["To"] = to
+    message["Date"] = format_datetime(utc_now())
+    message["Message-ID"] = make_msgid(idstring=_header_text(message_key).replace(" ", "-"),
+                                       domain=sender_address.rpartition("@")[2])
+    message.set_content(text)
+    if attachment is not None:
+        name, body = attachment
+        message.add_attachment(body, maintype="text", subtype="html", filename=_header_text(name),
+                               params={"charset": "utf-8"})
     return message
 
 

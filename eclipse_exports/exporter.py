@@ -8,8 +8,8 @@
    written) and a workspace over its quota (``quota_exceeded``);
 3. stream rows batch by batch through the format writer (and gzip) into an
    S3 multipart upload, reporting progress after every batch — or, for a
-   ``report``, render the workspace's executive report (``reports.py``) for
-   the request's period (default: the last 7 days) and upload it;
+   ``report``, render the workspace's executive report (:mod:`eclipse_exports.reports`)
+   for the request's period (default: the last 7 days) and upload it;
 4. presign a download URL and set status ``completed``; with
    ``delivery: "email"``, mail the link to the requesting user's own address
    from the source database (checked before exporting, sent after).
@@ -28,14 +28,17 @@ from sqlalchemy import Engine
 
 from eclipse_exports.columns import export_schema
 from eclipse_exports.delivery import DeliveryFailed, build_export_email, parse_smtp_url, recipient_for, send_email
-from eclipse_exports.models import ErrorCode, ExportFormat, ExportRequest, ResourceType, iso_utc, utc_now
+from eclipse_exports.models import ErrorCode, ExportRequest, ResourceType, iso_utc, utc_now
 from eclipse_exports.queue.status import JobStatusStore
-from eclipse_exports.reports import collect_report, default_period, render_report
+from eclipse_exports.reports import write_report
 from eclipse_exports.source.access import check_access
 from eclipse_exports.source.queries import count_query, export_query
 from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
 from eclipse_exports.storage import ExportStorage
 from eclipse_exports.writers import CONTENT_TYPES, open_writer
+
+DEFAULT_REPORT_PERIOD = timedelta(days=7)
+"""An on-demand report without ``from``/``to`` covers the 7 days up to the job's start."""
 
 
 class ExportFailed(Exception):
@@ -210,14 +213,11 @@ def _write_report(request: ExportRequest, engine: Engine, storage: ExportStorage
                   started_at: datetime) -> tuple[str, int, int]:
     """Render the workspace's executive report for the request's period; returns (key, rows covered, bytes)."""
     _check_quota(request, storage, limits)
-    period_start, period_end = default_period(started_at, request.filters.date_from, request.filters.date_to)
-    with engine.connect() as conn:
-        data = collect_report(conn, request.workspace_id, period_start, period_end, started_at)
-    body = render_report(data).encode("utf-8")
+    period_end = request.filters.date_to or started_at
+    period_start = request.filters.date_from or period_end - DEFAULT_REPORT_PERIOD
     key = storage.export_key(request.workspace_id, ResourceType.REPORT, request.id, request.extension, started_at)
-    with storage.open_upload(key, CONTENT_TYPES[ExportFormat.HTML], key.rsplit("/", 1)[-1]) as upload:
-        upload.write(body)
-    return key, data.row_count, upload.bytes_written
+    report = write_report(engine, storage, key, request.workspace_id, period_start, period_end, started_at)
+    return key, report.data.row_count, report.byte_size
 
 
 def _check_quota(request: ExportRequest, storage: ExportStorage, limits: ExportLimits) -> None:

@@ -1,6 +1,7 @@
-"""Asset jobs the request sensor launches: one per exported resource, run in-process.
+"""Asset jobs: one per exported resource (launched by the request sensor) and ``executive_report_job``
+(launched by ``executive_report_schedule``), all run in-process.
 
-The in-process executor keeps a one-step export run to a single process
+The in-process executor keeps a one-step run to a single process
 (about half the start-up time and memory of the multiprocess executor).
 """
 
@@ -25,3 +26,10 @@ EXPORT_JOBS = {
     )
     for resource in EXPORT_RESOURCES
 }
+
+executive_report_job = define_asset_job(
+    name="executive_report_job",
+    selection=AssetSelection.assets("executive_report"),
+    executor_def=in_process_executor,
+    description="Renders, stores and mails the weekly executive reports of a range of workspace × week partitions.",
+)

@@ -110,3 +110,30 @@ def pg_engine(postgres_url: str) -> Iterator[Engine]:
 def source(request: pytest.FixtureRequest) -> Engine:
     """The hand-made dataset on each supported source database."""
     return request.getfixturevalue("sqlite_engine" if request.param == "sqlite" else "pg_engine")
+
+
+@pytest.fixture(scope="session")
+def report_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The week-aligned executive-report dataset (tests/report_dataset.py) in SQLite."""
+    from tests.report_dataset import insert_report_dataset
+
+    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('reports') / 'source.db'}")
+    insert_report_dataset(engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def report_pg(postgres_url: str) -> Iterator[Engine]:
+    """The executive-report dataset in PostgreSQL."""
+    from tests.report_dataset import insert_report_dataset
+
+    engine = create_engine(_fresh_database(postgres_url, "reports"))
+    insert_report_dataset(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def report_source(request: pytest.FixtureRequest) -> Engine:
+    """The executive-report dataset on each supported source database."""
+    return request.getfixturevalue("report_sqlite" if request.param == "sqlite" else "report_pg")

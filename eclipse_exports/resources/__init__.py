@@ -14,6 +14,7 @@ from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
 from eclipse_exports.config import Settings
+from eclipse_exports.delivery import MAX_ATTACHMENT_ENCODED_BYTES, SmtpTarget, parse_smtp_url
 from eclipse_exports.exporter import ExportLimits
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.source.engine import source_engine
@@ -86,6 +87,7 @@ class ExportLimitsResource(ConfigurableResource):
     retention_hours: int | None = None
     download_url_ttl_seconds: int | None = None
     smtp_url: str | None = None
+    report_retention_days: int | None = None
 
     def get_limits(self) -> ExportLimits:
         """The limits as a plain dataclass for the exporter."""
@@ -98,6 +100,26 @@ class ExportLimitsResource(ConfigurableResource):
             smtp_url=self.smtp_url or s.smtp_url,
         )
 
+    def get_report_retention_days(self) -> int:
+        """How many days a scheduled executive report lives (``ECLIPSE_REPORT_RETENTION_DAYS``, default 90)."""
+        return self.report_retention_days or _settings().report_retention_days
+
+
+class SmtpResource(ConfigurableResource):
+    """The SMTP server of the weekly report emails. ``url`` defaults to ``ECLIPSE_SMTP_URL``; unset = no email.
+
+    ``max_attachment_bytes`` caps the base64-encoded report attachment (default 10 MB); a larger report is
+    sent as a download link.
+    """
+
+    url: str | None = None
+    max_attachment_bytes: int = MAX_ATTACHMENT_ENCODED_BYTES
+
+    def get_target(self) -> SmtpTarget | None:
+        """The parsed server, or ``None`` when email is not configured. Raises ``ValueError`` for a bad URL."""
+        url = self.url or _settings().smtp_url
+        return parse_smtp_url(url) if url else None
+
 
 def default_resources() -> dict[str, ConfigurableResource]:
     """The resource set of a deployment, every value read from the environment at run time."""
@@ -106,4 +128,5 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "redis": RedisResource(),
         "storage": ExportStorageResource(),
         "limits": ExportLimitsResource(),
+        "smtp": SmtpResource(),
     }

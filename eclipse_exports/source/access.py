@@ -34,7 +34,7 @@ def check_access(conn: Connection, workspace_id: str, user_id: str, resource: Re
 
     Reads ``workspaces`` and ``workspace_members``; both ids are bound parameters.
     """
-    status = conn.execute(select(workspaces.c.status).where(workspaces.c.id == workspace_id)).scalar_one_or_none()
+    status = workspace_status(conn, workspace_id)
     if status is None:
         return AccessDenied(ErrorCode.UNKNOWN_WORKSPACE, f"workspace '{workspace_id}' does not exist")
     if status != "active":
@@ -53,6 +53,11 @@ def check_access(conn: Connection, workspace_id: str, user_id: str, resource: Re
             ErrorCode.FORBIDDEN, f"role '{role}' may not export {ResourceType(resource).value} from '{workspace_id}'"
         )
     return None
+
+
+def workspace_status(conn: Connection, workspace_id: str) -> str | None:
+    """The workspace's ``status`` (``active``, ``archived``, ``deleted``), or ``None`` when it does not exist."""
+    return conn.execute(select(workspaces.c.status).where(workspaces.c.id == workspace_id)).scalar_one_or_none()
 
 
 def active_workspace_ids(conn: Connection) -> list[str]:

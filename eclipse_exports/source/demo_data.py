@@ -5,10 +5,17 @@ Generation is deterministic: the same ``seed`` and ``as_of`` give the same
 rows. Rows are generated and inserted in batches, so a ``large`` scale (one
 million alerts) needs no more memory than a small one. On PostgreSQL the
 batches go in with ``COPY``; elsewhere with an ``executemany`` INSERT.
+
+``generated_workspaces`` adds that many more active workspaces
+(``ws_gen_0001`` …), each with an owner, an admin and an analyst, two brands
+and its own share of alerts, infringements and actions over the same 90
+days (a hundredth of the scale's totals each). They come from their own
+random stream, so the named workspaces' rows do not change.
 """
 
 import csv
 import io
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -221,6 +228,73 @@ def _action_rows(gen: _Generator, counts: list[int], infringement_counts: list[i
         inf_offset += n_inf
 
 
+GENERATED_SHARE = 0.01
+GENERATED_ROLES = (("owner", "Owner"), ("admin", "Admin"), ("analyst", "Analyst"))
+
+
+def generated_workspace_id(n: int) -> str:
+    """Id of the ``n``-th generated workspace (from 1): ``ws_gen_0001``."""
+    return f"ws_gen_{n:04d}"
+
+
+def _generated_reference_rows(count: int, as_of: datetime) -> dict[Table, list[dict]]:
+    rows: dict[Table, list[dict]] = {workspaces: [], users: [], workspace_members: [], brands: []}
+    for n in range(1, count + 1):
+        ws_id, short = generated_workspace_id(n), f"gen{n:04d}"
+        rows[workspaces].append({"id": ws_id, "name": f"Generated Workspace {n:04d}", "status": "active",
+                                 "created_at": as_of - timedelta(days=200)})
+        for b in range(2):
+            rows[brands].append({"id": f"brd_{short}_{b}", "workspace_id": ws_id, "name": f"Brand {n:04d}-{b}"})
+        for role, title in GENERATED_ROLES:
+            user_id = f"usr_{short}_{role}"
+            rows[users].append({"id": user_id, "email": f"{role}@{short}.example", "name": f"{title} {n:04d}"})
+            rows[workspace_members].append({"workspace_id": ws_id, "user_id": user_id, "role": role})
+    return rows
+
+
+def _generated_rows(gen: _Generator, count: int, sizes: Scale) -> Iterator[tuple[Table, dict]]:
+    """Alerts, then infringements, then actions of every generated workspace (FKs in insert order)."""
+    rng = gen.rng
+    per = Scale(*(max(1, int(n * GENERATED_SHARE)) for n in (sizes.alerts, sizes.infringements, sizes.actions)))
+    for table in (alerts, infringements, actions):
+        for n in range(1, count + 1):
+            ws_id, short = generated_workspace_id(n), f"gen{n:04d}"
+            names = [f"Brand {n:04d}-0", f"Brand {n:04d}-1"]
+            if table is alerts:
+                for i in range(per.alerts):
+                    b, kind = rng.randrange(2), rng.choice(INFRINGEMENT_TYPES)
+                    yield alerts, {
+                        "id": f"alt_{short}_{i:06d}", "workspace_id": ws_id, "brand_id": f"brd_{short}_{b}",
+                        "title": gen.title(names[b], kind), "url": gen.url(names[b], kind)[0],
+                        "severity": gen.severity(),
+                        "status": rng.choices(STATUS_VOCABULARY[ResourceType.ALERTS], weights=(40, 25, 25, 10))[0],
+                        "detected_at": gen.moment(), "monitor_source": rng.choice(MONITOR_SOURCES)}
+            elif table is infringements:
+                for i in range(per.infringements):
+                    b, kind = rng.randrange(2), rng.choice(INFRINGEMENT_TYPES)
+                    url, host = gen.url(names[b], kind)
+                    yield infringements, {
+                        "id": f"inf_{short}_{i:06d}", "workspace_id": ws_id, "brand_id": f"brd_{short}_{b}",
+                        "alert_id": f"alt_{short}_{rng.randrange(per.alerts):06d}", "title": gen.title(names[b], kind),
+                        "type": kind, "url": url, "domain": host, "severity": gen.severity(),
+                        "status": rng.choice(STATUS_VOCABULARY[ResourceType.INFRINGEMENTS]),
+                        "detected_at": gen.moment()}
+            else:
+                for i in range(per.actions):
+                    created, status = gen.moment(), rng.choice(STATUS_VOCABULARY[ResourceType.ACTIONS])
+                    done = status in ("completed", "failed")
+                    yield actions, {
+                        "id": f"act_{short}_{i:06d}", "workspace_id": ws_id,
+                        "infringement_id": f"inf_{short}_{rng.randrange(per.infringements):06d}",
+                        "action_type": rng.choice(ACTION_TYPES), "status": status,
+                        "priority": rng.choices(PRIORITIES, weights=(20, 50, 20, 10))[0],
+                        "assigned_to": f"usr_{short}_analyst" if rng.random() < 0.7 else None,
+                        "created_at": created,
+                        "completed_at": min(created + timedelta(hours=rng.randrange(1, 240)), gen.as_of)
+                        if done else None,
+                        "result": rng.choice(RESULTS) if done else None}
+
+
 def _batches(rows: Iterator[dict], size: int = BATCH_ROWS) -> Iterator[list[dict]]:
     batch: list[dict] = []
     for row in rows:
@@ -253,15 +327,20 @@ def _insert(conn: Connection, table: Table, rows: list[dict]) -> None:
 
 
 def load_demo_data(
-    engine: Engine, scale: str = "small", seed: int = 7, as_of: datetime | None = None
+    engine: Engine, scale: str = "small", seed: int = 7, as_of: datetime | None = None,
+    generated_workspaces: int = 0,
 ) -> dict[str, int]:
     """(Re)create the demo dataset in ``engine``'s database.
 
     Existing rows of the demo tables are deleted first, so the command can be
     run again. ``as_of`` (default: today, midnight UTC) is the end of the
-    90-day history. Returns the number of rows written per table.
-    Raises ``KeyError`` for an unknown ``scale``.
+    90-day history; ``generated_workspaces`` adds that many active
+    workspaces with members and data. Returns the number of rows written per
+    table. Raises ``KeyError`` for an unknown ``scale``, ``ValueError`` for a
+    negative or too large (over 9,999) ``generated_workspaces``.
     """
+    if not 0 <= generated_workspaces <= 9_999:
+        raise ValueError(f"generated workspaces must be from 0 to 9,999, not {generated_workspaces}")
     sizes = SCALES[scale]
     if as_of is None:
         as_of = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -272,7 +351,9 @@ def load_demo_data(
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             conn.execute(delete(table))
+        extra = _generated_reference_rows(generated_workspaces, as_of)
         for table, rows in _reference_rows(as_of).items():
+            rows = rows + extra[table]
             _insert(conn, table, rows)
             written[table.name] = len(rows)
         for table, rows in (
@@ -282,6 +363,11 @@ def load_demo_data(
         ):
             written[table.name] = 0
             for batch in _batches(rows):
+                _insert(conn, table, batch)
+                written[table.name] += len(batch)
+        generated = _generated_rows(_Generator(seed + 1_000_003, as_of), generated_workspaces, sizes)
+        for table, group in itertools.groupby(generated, key=lambda pair: pair[0]):
+            for batch in _batches(row for _, row in group):
                 _insert(conn, table, batch)
                 written[table.name] += len(batch)
     return written
