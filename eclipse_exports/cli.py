@@ -223,7 +223,8 @@ def _graphql(dagster_url: str, query: str, variables: dict) -> dict:
 def _report_weeks(count: int, keys: tuple[str, ...], now: datetime) -> list[ReportWeek]:
     latest = ReportWeek.last_complete(now)
     if not keys:
-        return [ReportWeek(latest.start - timedelta(days=7 * n)) for n in reversed(range(count))]
+        weeks = [ReportWeek(latest.start - timedelta(days=7 * n)) for n in reversed(range(count))]
+        return [week for week in weeks if week.key >= FIRST_REPORT_WEEK]
     weeks = []
     for key in keys:
         try:

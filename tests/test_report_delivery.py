@@ -124,6 +124,7 @@ def test_an_smtp_outage_keeps_the_report_and_fails_the_check_on_that_partition(r
     assert "2 of 2 message(s) failed" in evaluation.description
     assert f"could not send email through SMTP server 127.0.0.1:{closed.rsplit(':', 1)[1]}" in evaluation.description
     [materialization] = instance.fetch_materializations(AssetKey("executive_report"), limit=10).records
+    assert evaluation.target_materialization_data.storage_id == materialization.storage_id  # shown on the partition
     metadata = materialization.asset_materialization.metadata
     assert materialization.partition_key == "2026-10-19|ws_north" and metadata["mailed_to"].value == 0
     assert metadata["workspace_id"].value == "ws_north" and metadata["week"].value == "2026-10-19"

@@ -27,6 +27,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetMaterialization,
+    AssetRecordsFilter,
     BackfillPolicy,
     Backoff,
     DagsterEventType,
@@ -36,6 +37,9 @@ from dagster import (
     RetryPolicy,
     asset,
 )
+
+# Not exported by dagster 1.13, but the only way to tie a check evaluation to one partition's materialization.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 from eclipse_exports.config import Settings, known_secrets, redact
 from eclipse_exports.models import utc_now
@@ -95,10 +99,19 @@ def _metadata(report: WrittenReport, outcome: DeliveryOutcome, bucket: str, work
 
 
 def _delivery_check(context: AssetExecutionContext, key: str, outcome: DeliveryOutcome) -> AssetCheckEvaluation:
+    """The partition's ``report_delivered`` evaluation, pointing at the materialization just recorded.
+
+    Dagster shows a partition's check status only while the evaluation targets the partition's latest
+    materialization, so the target is looked up as ``AssetCheckResult`` itself does for one partition.
+    """
+    [latest] = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=1).records
+    target = AssetCheckEvaluationTargetMaterializationData(storage_id=latest.storage_id, run_id=latest.run_id,
+                                                           timestamp=latest.timestamp)
     severity = AssetCheckSeverity.WARN if outcome.status is DeliveryStatus.NO_RECIPIENTS else AssetCheckSeverity.ERROR
     return AssetCheckEvaluation(
         asset_key=context.asset_key, check_name=REPORT_DELIVERED, passed=outcome.ok, partition=key,
-        severity=severity, description=outcome.description,
+        target_materialization_data=target, severity=severity, description=outcome.description,
         metadata={"status": outcome.status.value, "owners_and_admins": MetadataValue.int(outcome.recipients),
                   "messages_sent": MetadataValue.int(outcome.sent), "method": outcome.method or "none"})
 

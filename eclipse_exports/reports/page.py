@@ -92,11 +92,14 @@ def is_week(start: datetime, end: datetime) -> bool:
     return end - start == timedelta(days=7) and start.weekday() == 0 and start.time() == datetime.min.time()
 
 
-def period_label(start: datetime, end: datetime) -> str:
-    """``Mon 23 Nov 2026 – Sun 29 Nov 2026 (UTC)`` for whole days, else both moments with their time."""
+def period_label(start: datetime, end: datetime, say_utc: bool = True) -> str:
+    """``Mon 23 Nov 2026 – Sun 29 Nov 2026 (UTC)`` for whole days, else both moments with their time.
+
+    ``say_utc=False`` leaves out the ``(UTC)`` of whole days (for text that says it already).
+    """
     whole_days = start.astimezone(UTC).time() == end.astimezone(UTC).time() == datetime.min.time()
     if whole_days:
-        return f"{day(start)} – {day(end - timedelta(days=1))} (UTC)"
+        return f"{day(start)} – {day(end - timedelta(days=1))}" + (" (UTC)" if say_utc else "")
     return f"{moment_utc(start)} – {moment_utc(end)}"
 
 
@@ -250,7 +253,7 @@ def _context(data: ReportData) -> dict:
         "noun": noun,
         "previous_noun": previous_noun(data),
         "period": period_label(data.period_start, data.period_end),
-        "previous_period": period_label(data.previous_start, data.period_start),
+        "previous_period": period_label(data.previous_start, data.period_start, say_utc=False),
         "generated": moment_utc(data.generated_at),
         "period_end": moment_utc(data.period_end),
         "cards": headline_cards(data),

@@ -49,7 +49,8 @@ class ReportWeek:
     def __post_init__(self) -> None:
         start = self.start.astimezone(UTC)
         if start.weekday() != 0 or start.time() != time(0):
-            raise ValueError(f"a report week starts on a Monday at 00:00 UTC, not {start.isoformat()}")
+            raise ValueError(f"{start:%Y-%m-%d %H:%M} UTC is a {start:%A}; a report week starts on a Monday at "
+                             "00:00 UTC")
 
     @classmethod
     def from_key(cls, key: str) -> "ReportWeek":
