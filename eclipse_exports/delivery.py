@@ -227,6 +227,17 @@ def parse_smtp_url(url: str) -> SmtpTarget:
 # --------------------------------------------------------------------------- message
 
 
+def _checked_addresses(to: str, sender: str) -> tuple[str, str]:
+    """``to`` stripped and the sender's bare address; ``ValueError`` unless each is one address."""
+    to = to.strip()
+    if not _ADDRESS_RE.match(to):
+        raise ValueError("recipient is not a single email address")
+    sender_address = parseaddr(sender)[1]
+    if "\n" in sender or "\r" in sender or not _ADDRESS_RE.match(sender_address):
+        raise ValueError("sender is not a single email address")
+    return to, sender_address
+
+
 def _filter_lines(request: ExportRequest) -> list[tuple[str, str]]:
     f = request.filters
     lines: list[tuple[str, str]] = []
@@ -278,12 +289,7 @@ def build_export_email(
     when ``to`` or ``sender`` is not a single address, ``download_url`` is not
     an absolute http(s) URL, or ``row_count`` is negative.
     """
-    to = to.strip()
-    if not _ADDRESS_RE.match(to):
-        raise ValueError("recipient is not a single email address")
-    sender_address = parseaddr(sender)[1]
-    if "\n" in sender or "\r" in sender or not _ADDRESS_RE.match(sender_address):
-        raise ValueError("sender is not a single email address")
+    to, sender_address = _checked_addresses(to, sender)
     link = urlsplit(download_url)
     if link.scheme not in ("http", "https") or not link.netloc or _CONTROL_RE.search(download_url):
         raise ValueError("download_url must be an absolute http:// or https:// URL without spaces")
@@ -367,12 +373,7 @@ def build_report_email(
     ``ws_acme-2026-11-23``) makes the ``Message-ID``. Raises ``ValueError``
     when ``to`` or ``sender`` is not a single address.
     """
-    to = to.strip()
-    if not _ADDRESS_RE.match(to):
-        raise ValueError("recipient is not a single email address")
-    sender_address = parseaddr(sender)[1]
-    if "\n" in sender or "\r" in sender or not _ADDRESS_RE.match(sender_address):
-        raise ValueError("sender is not a single email address")
+    to, sender_address = _checked_addresses(to, sender)
     message = EmailMessage()
     message["Subject"] = _header_text(subject)
     message["From"] = sender

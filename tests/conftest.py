@@ -7,7 +7,7 @@ and its own bucket.
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from eclipse_exports.local_services import free_port, start_postgres, start_redi
 from eclipse_exports.source.demo_data import create_schema
 from eclipse_exports.storage import ExportStorage, make_s3_client
 from tests.dataset import insert_dataset
+from tests.report_dataset import insert_report_dataset
 
 # CI runs the property tests on a fixed sequence of examples, so a green run stays green; locally they
 # explore new examples every run.
@@ -88,22 +89,30 @@ def _fresh_database(admin_url: str, name: str) -> str:
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-@pytest.fixture(scope="session")
-def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def _sqlite_with(tmp_path_factory: pytest.TempPathFactory, insert: Callable[[Engine], None]) -> Engine:
     path: Path = tmp_path_factory.mktemp("sqlite") / "source.db"
     engine = create_engine(f"sqlite:///{path}")
     create_schema(engine)
-    insert_dataset(engine)
+    insert(engine)
     return engine
+
+
+def _postgres_with(postgres_url: str, name: str, insert: Callable[[Engine], None]) -> Iterator[Engine]:
+    engine = create_engine(_fresh_database(postgres_url, name))
+    create_schema(engine)
+    insert(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return _sqlite_with(tmp_path_factory, insert_dataset)
 
 
 @pytest.fixture(scope="session")
 def pg_engine(postgres_url: str) -> Iterator[Engine]:
-    engine = create_engine(_fresh_database(postgres_url, "dataset"))
-    create_schema(engine)
-    insert_dataset(engine)
-    yield engine
-    engine.dispose()
+    yield from _postgres_with(postgres_url, "dataset", insert_dataset)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -115,22 +124,13 @@ def source(request: pytest.FixtureRequest) -> Engine:
 @pytest.fixture(scope="session")
 def report_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     """The week-aligned executive-report dataset (tests/report_dataset.py) in SQLite."""
-    from tests.report_dataset import insert_report_dataset
-
-    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('reports') / 'source.db'}")
-    insert_report_dataset(engine)
-    return engine
+    return _sqlite_with(tmp_path_factory, insert_report_dataset)
 
 
 @pytest.fixture(scope="session")
 def report_pg(postgres_url: str) -> Iterator[Engine]:
     """The executive-report dataset in PostgreSQL."""
-    from tests.report_dataset import insert_report_dataset
-
-    engine = create_engine(_fresh_database(postgres_url, "reports"))
-    insert_report_dataset(engine)
-    yield engine
-    engine.dispose()
+    yield from _postgres_with(postgres_url, "reports", insert_report_dataset)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -106,8 +106,7 @@ REPORT_DATASET = build_report_dataset()
 
 
 def insert_report_dataset(engine: Engine) -> None:
-    """Create the tables and insert :data:`REPORT_DATASET` into an empty database."""
-    schema.metadata.create_all(engine)
+    """Insert :data:`REPORT_DATASET` into an empty source database whose tables exist."""
     with engine.begin() as conn:
         for table in schema.metadata.sorted_tables:
             if REPORT_DATASET.get(table.name):
