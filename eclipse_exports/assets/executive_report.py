@@ -59,18 +59,23 @@ ASSET_NAME = "executive_report"
 REPORT_DELIVERED = "report_delivered"
 REPORTS_PER_RUN = Settings.from_env().reports_per_run
 RETRY_POLICY = RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL)
-RERUN_STRATEGY_TAG, RERUN_EVERYTHING = "dagster/retry_strategy", "ALL_STEPS"
+# Dagster 1.13's tags on a run re-executed from (asset) failure.
+RESUME_TAGS = ("dagster/is_resume_retry", "dagster/is_asset_resume_retry")
 
 
 def _materialized_before(context: AssetExecutionContext) -> set[str]:
-    """Partitions this run, or the failed run it re-executes from failure, already materialized."""
-    run, seen = context.run, set()
-    run_ids = [run.run_id]
-    if run.parent_run_id and run.tags.get(RERUN_STRATEGY_TAG) != RERUN_EVERYTHING:
-        run_ids.append(run.parent_run_id)
-    for run_id in run_ids:
-        records = context.instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
-        seen |= {r.partition_key for r in records if r.asset_key == context.asset_key and r.partition_key}
+    """Partitions this run already materialized (a step retry), or the failed runs it resumes did.
+
+    Dagster re-executes a failed run "from failure" with the whole step, so the partitions its parents
+    finished (and mailed) are skipped; a re-execution of everything renders and mails them again.
+    """
+    seen: set[str] = set()
+    run = context.run
+    while run is not None:
+        records = context.instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        seen |= {r.partition_key for r in records.records if r.asset_key == context.asset_key and r.partition_key}
+        resumed = any(run.tags.get(tag) == "true" for tag in RESUME_TAGS)
+        run = context.instance.get_run_by_id(run.parent_run_id) if resumed and run.parent_run_id else None
     return seen
 
 
@@ -145,9 +150,9 @@ def executive_report(
         context.log.info("ECLIPSE_SMTP_URL is unset: reports are written to S3 but not emailed")
     done = _materialized_before(context)
     keys = [key for key in context.partition_keys if key not in done]
-    if done:
-        context.log.info(f"{len(done)} partition(s) already materialized by this run or the one it retries; "
-                         f"{len(keys)} to go")
+    if len(keys) < len(context.partition_keys):
+        context.log.info(f"{len(context.partition_keys) - len(keys)} partition(s) already materialized by this run "
+                         f"or the run it resumes; {len(keys)} to go")
     generated_at = utc_now()
 
     written: list[tuple[str, str, ReportWeek, WrittenReport]] = []
