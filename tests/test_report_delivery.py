@@ -174,3 +174,4 @@ def test_a_ranged_run_records_each_partition_once_and_fails_only_the_broken_one(
                  for p, rs in _check_history(instance).items()}
     assert evaluated == {"2026-10-19|ws_north": ["SUCCEEDED"], "2026-10-19|ws_hostile": ["SUCCEEDED"],
                          "2026-10-19|ws_missing": []}
+
