@@ -31,6 +31,7 @@ from tests.report_dataset import ACTIVE, RECIPIENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 MONDAY = datetime(2026, 10, 26, 6, 0, tzinfo=UTC)
+BACKFILL_WEEKS = ("2026-10-12", "2026-10-19", "2026-10-26")
 
 
 def test_batches_are_consecutive_partitions_of_wanted_workspaces():
@@ -79,7 +80,7 @@ def test_a_monday_asks_for_last_week_of_each_active_workspace_once(report_sqlite
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, report_sqlite, s3_endpoint, redis_url):
-    """A Dagster home whose schedule has ticked (runs queued), then a daemon and a webserver on it."""
+    """A Dagster home whose schedule has ticked and whose webserver took a backfill, then a daemon running both."""
     from aiosmtpd.controller import Controller
 
     from tests.test_delivery import CollectingHandler
@@ -108,24 +109,26 @@ def deployment(tmp_path_factory, report_sqlite, s3_endpoint, redis_url):
                                 cwd=ROOT, env={**os.environ, **env}, stdout=logs, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
-    # The webserver runs no schedules, so it may start first; the daemon only after the tick, or it would
-    # record the schedule from now and never see the tick.
+    # The webserver runs no schedules, so it starts first. The daemon starts last: after the tick (else it
+    # would record the schedule from now and never see the tick) and after the backfill is asked for (its
+    # first pass then launches it, instead of 30 s later).
     processes = [start("dagster-webserver", "-h", "127.0.0.1", "-p", str(port))]
     try:
         subprocess.run([sys.executable, "-m", "tests.schedule_tick", str(home), tick.isoformat()], cwd=ROOT,
                        check=True, env={**os.environ, **env}, timeout=300)
-        processes.append(start("dagster-daemon", "run"))
         wait_for_port("127.0.0.1", port, timeout=180, proc=processes[0])
-        yield {"instance": instance, "env": env, "url": f"http://127.0.0.1:{port}", "tick": tick, "bucket": bucket,
-               "s3": make_s3_client(s3_endpoint), "mailbox": mailbox, "source": source}
+        backfill = subprocess.run(
+            [str(Path(sys.executable).parent / "eclipse-exports"), "report-backfill",
+             *(arg for week in BACKFILL_WEEKS for arg in ("--week", week)), "--workspace", "ws_north",
+             "--workspace", "ws_hostile", "--dagster-url", f"http://127.0.0.1:{port}"],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+        processes.append(start("dagster-daemon", "run"))
+        yield {"instance": instance, "tick": tick, "bucket": bucket, "s3": make_s3_client(s3_endpoint),
+               "mailbox": mailbox, "source": source, "backfill": backfill}
     finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        for process in processes:  # nothing to keep: stop at once
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         logs.close()
         smtp.stop()
         instance.dispose()
@@ -171,15 +174,10 @@ def test_a_ticked_schedule_launches_nothing_new_when_evaluated_again(deployment)
 
 @pytest.mark.e2e
 def test_a_backfill_of_two_workspaces_by_three_weeks_writes_six_reports(deployment):
-    instance, env = deployment["instance"], deployment["env"]
-    weeks = ["2026-10-12", "2026-10-19", "2026-10-26"]
-    command = [str(Path(sys.executable).parent / "eclipse-exports"), "report-backfill",
-               *(arg for w in weeks for arg in ("--week", w)), "--workspace", "ws_north", "--workspace", "ws_hostile",
-               "--dagster-url", deployment["url"]]
-    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    instance, done = deployment["instance"], deployment["backfill"]
+    assert done.returncode == 0, done.stderr  # eclipse-exports report-backfill, through the webserver
     backfill_id = done.stdout.strip()
-    wanted = {f"{w}|{ws}" for w in weeks for ws in ("ws_north", "ws_hostile")}
+    wanted = {f"{w}|{ws}" for w in BACKFILL_WEEKS for ws in ("ws_north", "ws_hostile")}
 
     def finished():
         runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
@@ -192,6 +190,6 @@ def test_a_backfill_of_two_workspaces_by_three_weeks_writes_six_reports(deployme
     assert sorted(e.partition_key for e in events) == sorted(wanted)  # each exactly once, nothing else
     keys = {o["Key"] for o in deployment["s3"].list_objects_v2(Bucket=deployment["bucket"]).get("Contents", [])}
     assert {f"workspaces/{k.split('|')[1]}/reports/{k.split('|')[0]}-executive-report.html" for k in wanted} <= keys
-    mailed = [m.rcpt_tos[0] for m in deployment["mailbox"].received if "week of" in m.message["Subject"]
-              and any(w in m.message["Subject"] for w in ("12 Oct 2026", "19 Oct 2026", "26 Oct 2026"))]
+    mailed = [m.rcpt_tos[0] for m in deployment["mailbox"].received
+              if any(f"week of {w}" in m.message["Subject"] for w in ("12 Oct 2026", "19 Oct 2026", "26 Oct 2026"))]
     assert sorted(mailed) == sorted(3 * (RECIPIENTS["ws_north"] + RECIPIENTS["ws_hostile"]))
