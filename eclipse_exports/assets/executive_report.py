@@ -110,10 +110,10 @@ def _delivery_check(context: AssetExecutionContext, key: str, outcome: DeliveryO
     Dagster shows a partition's check status only while the evaluation targets the partition's latest
     materialization, so the target is looked up as ``AssetCheckResult`` itself does for one partition.
     """
-    [latest] = context.instance.fetch_materializations(
+    records = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=1).records
-    target = AssetCheckEvaluationTargetMaterializationData(storage_id=latest.storage_id, run_id=latest.run_id,
-                                                           timestamp=latest.timestamp)
+    target = AssetCheckEvaluationTargetMaterializationData(
+        storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp) if records else None
     severity = AssetCheckSeverity.WARN if outcome.status is DeliveryStatus.NO_RECIPIENTS else AssetCheckSeverity.ERROR
     return AssetCheckEvaluation(
         asset_key=context.asset_key, check_name=REPORT_DELIVERED, passed=outcome.ok, partition=key,
