@@ -38,21 +38,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Connection, select
 
 from eclipse_exports.config import redact
 from eclipse_exports.models import ExportRequest, iso_utc, utc_now
+from eclipse_exports.rendering import html_template
 from eclipse_exports.source.schema import users, workspace_members
 
 DEFAULT_SENDER = "Eclipse Exports <exports@eclipse.invalid>"
 """``From`` of every export email unless the caller passes another ``sender``."""
 
 EMAIL_TEMPLATE = "export_ready_email.html"
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
 _TRUE = {"true", "1", "yes", "on"}
@@ -63,13 +61,6 @@ _CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
 REPORT_ROLES = ("owner", "admin")
 MAX_ATTACHMENT_ENCODED_BYTES = 10_000_000
 """Largest base64-encoded attachment sent (10 MB); a larger report goes as a download link."""
-
-_jinja = Environment(
-    loader=FileSystemLoader(TEMPLATES_DIR),
-    autoescape=True,
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-)
 
 
 class DeliveryFailed(Exception):
@@ -328,7 +319,7 @@ def build_export_email(
         "The link stops working when it expires; request the export again after that.\n"
         "You receive this email because you requested this export in Eclipse.\n"
     )
-    html = _jinja.get_template(EMAIL_TEMPLATE).render(subject=subject, **context)
+    html = html_template(EMAIL_TEMPLATE, keep_trailing_newline=True).render(subject=subject, **context)
 
     message = EmailMessage()
     message["Subject"] = subject

@@ -21,15 +21,14 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from eclipse_exports.models import ExportFormat
 
 if TYPE_CHECKING:
     import polars as pl
 
-FORMULA_STARTS = pa.array(["=", "+", "-", "@", "\t", "\r", "\n", "\x00"])
+# A regular expression, not an Arrow array: building an array from Python values makes pyarrow import pandas.
+FORMULA_START = r"^[=+\-@\t\r\n\x00]"
 SECONDS_PER_DAY = 86_400
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -64,7 +63,7 @@ def _timestamps_as_text(batch: pa.RecordBatch) -> list[pa.Array]:
 
 def neutralize_formulas(column: pa.Array) -> pa.Array:
     """Prefix ``'`` to text cells a spreadsheet would run as a formula; nulls stay null."""
-    risky = pc.is_in(pc.utf8_slice_codeunits(column, 0, 1), value_set=FORMULA_STARTS)
+    risky = pc.match_substring_regex(column, FORMULA_START)
     if not pc.any(risky).as_py():
         return column
     return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
@@ -83,6 +82,8 @@ class CsvWriter:
         self._schema = text_schema(schema)
         if excel_compatible:
             sink.write(UTF8_BOM)
+        import pyarrow.csv as pa_csv  # only CSV exports need Arrow's CSV writer
+
         options = pa_csv.WriteOptions(include_header=True, eol="\r\n" if excel_compatible else "\n")
         self._writer = pa_csv.CSVWriter(sink, self._schema, write_options=options)
 
@@ -141,6 +142,8 @@ class ParquetWriter:
     """One Parquet file, zstd-compressed, a row group per batch."""
 
     def __init__(self, sink: BinaryIO, schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq  # only Parquet exports need it
+
         self._writer = pq.ParquetWriter(sink, schema, compression="zstd")
 
     def write(self, batch: pa.RecordBatch) -> None:

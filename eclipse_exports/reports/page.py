@@ -12,15 +12,12 @@ can be read back by machines (the tests do).
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
+from eclipse_exports.rendering import html_template
 from eclipse_exports.reports.charts import horizontal_bars, stacked_columns
 from eclipse_exports.reports.figures import LIST_LIMIT, ReportData
 
 TEMPLATE = "executive_report.html"
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TITLE_CHARS = 160
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
@@ -34,9 +31,6 @@ WORDS = {
                             "resolved": "Resolved", "rejected": "Rejected"},
 }
 NOT_SET = "Not set"
-
-_jinja = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined,
-                     trim_blocks=True, lstrip_blocks=True)
 
 
 def word(vocabulary: str, value: object) -> str:
@@ -280,4 +274,4 @@ def _context(data: ReportData) -> dict:
 
 def render_report(data: ReportData) -> str:
     """The report as one HTML page (UTF-8 text): inline CSS and SVG, no scripts, every value autoescaped."""
-    return _jinja.get_template(TEMPLATE).render(**_context(data))
+    return html_template(TEMPLATE, trim_blocks=True).render(**_context(data))

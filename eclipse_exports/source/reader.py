@@ -24,7 +24,6 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine, Select, String, type_coerce
-from sqlalchemy.dialects.postgresql import psycopg2 as pg_psycopg2
 
 DEFAULT_BATCH_ROWS = 50_000
 # Bytes per batch (the PostgreSQL driver's default is 16 MiB; 2 MiB keeps an export process under 300 MB):
@@ -110,6 +109,8 @@ class _PostgresArrowSnapshot:
         self.adbc, self.quoting = adbc_conn, quoting_cursor
 
     def _sql(self, query: Select) -> str:
+        from sqlalchemy.dialects.postgresql import psycopg2 as pg_psycopg2  # PostgreSQL sources only
+
         compiled = query.compile(dialect=pg_psycopg2.dialect(), compile_kwargs={"render_postcompile": True})
         return self.quoting.mogrify(str(compiled), compiled.params).decode()
 
