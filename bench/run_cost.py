@@ -422,6 +422,10 @@ def main() -> None:
             services.append(start_postgres(base / "postgres"))
             postgres_admin = services[-1].url
             env.update(deploy_env(env, postgres_admin))
+        # Deployed code has its bytecode (the image compiles it); with PYTHONDONTWRITEBYTECODE set, a run
+        # worker would otherwise compile the location's modules every time.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "eclipse_exports", "bench/floor"], cwd=ROOT,
+                       check=True)
         print(f"seeding the demo source database (small) in {env['ECLIPSE_DATABASE_URL']}", flush=True)
         load_demo_data(create_engine(env["ECLIPSE_DATABASE_URL"]), "small")
         client = redis.Redis.from_url(redis_url)
