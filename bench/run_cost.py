@@ -1,6 +1,7 @@
 """What one export run costs next to Dagster's floor: CPU per run worker, burst drain time, latency, import time.
 
     .venv/bin/python bench/run_cost.py [--repeats 2] [--burst 20] [--sequential 8] [--instance dev|deploy]
+                                       [--source sqlite|postgresql]
 
 Runs the same requests twice per repeat, on the same instance settings,
 product and floor alternating:
@@ -63,6 +64,7 @@ import psutil
 import redis
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from eclipse_exports.local_services import Service, free_port, start_postgres, start_redis, wait_for_port
 from eclipse_exports.source.demo_data import load_demo_data
@@ -73,7 +75,7 @@ BENCH = ROOT / "bench"
 BIN = Path(sys.executable).parent
 REQUEST_STREAM = "eclipse:exports:requests"
 FLOOR_STREAM = "bench:floor:requests"
-BUCKET = "bench-exports"
+BUCKET, LOGS_BUCKET = "bench-exports", "bench-dagster-logs"
 ENDED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 TARGET_CPU_EXTRA = 0.7
@@ -399,6 +401,8 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=20, help="requests sent at once per phase")
     parser.add_argument("--instance", choices=["dev", "deploy"], default="dev",
                         help="dev: instance/dagster.yaml (the run command's); deploy: deploy/dagster.yaml")
+    parser.add_argument("--source", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="the Eclipse source database: the run command's SQLite file, or PostgreSQL (production)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds one run may take")
     parser.add_argument("--only", choices=["product", "floor"], help="measure one location (no ratios)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, homes)")
@@ -418,10 +422,14 @@ def main() -> None:
         make_s3_client(s3_url).create_bucket(Bucket=BUCKET)
         instance_yaml = ROOT / ("instance" if args.instance == "dev" else "deploy") / "dagster.yaml"
         postgres_admin = None
-        if args.instance == "deploy":
+        if args.instance == "deploy" or args.source == "postgresql":
             services.append(start_postgres(base / "postgres"))
             postgres_admin = services[-1].url
-            env.update(deploy_env(env, postgres_admin))
+        if args.instance == "deploy":
+            env["DAGSTER_COMPUTE_LOGS_BUCKET"] = LOGS_BUCKET
+            make_s3_client(s3_url).create_bucket(Bucket=LOGS_BUCKET)
+        if args.source == "postgresql":
+            env["ECLIPSE_DATABASE_URL"] = create_database(postgres_admin, "eclipse_source")
         # Deployed code has its bytecode (the image compiles it); with PYTHONDONTWRITEBYTECODE set, a run
         # worker would otherwise compile the location's modules every time.
         subprocess.run([sys.executable, "-m", "compileall", "-q", "eclipse_exports", "bench/floor"], cwd=ROOT,
@@ -454,7 +462,7 @@ def main() -> None:
                       + (f", XADD→completed median {med(result.xadd_to_completed):.2f}s"
                          if result.xadd_to_completed else "")
                       + f"; load average {result.load_average:.2f}", flush=True)
-        print(f"\ninstance: {instance_yaml.relative_to(ROOT)}; {psutil.cpu_count()} CPUs; "
+        print(f"\ninstance: {instance_yaml.relative_to(ROOT)}; source: {args.source}; {psutil.cpu_count()} CPUs; "
               f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if not args.only:
             report(results, imports, args.burst)
@@ -467,22 +475,21 @@ def main() -> None:
             subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
-def deploy_env(env: dict[str, str], postgres_admin: str) -> dict[str, str]:
-    """The variables deploy/dagster.yaml reads, pointed at this bench's services."""
-    return {"DAGSTER_COMPUTE_LOGS_BUCKET": BUCKET, "DAGSTER_COMPUTE_LOGS_PREFIX": "dagster-compute-logs"}
-
-
-def fresh_dagster_database(postgres_admin: str, name: str) -> dict[str, str]:
-    """A new database for one phase's Dagster storage; the DAGSTER_PG_* variables naming it."""
+def create_database(postgres_admin: str, name: str) -> str:
+    """Create database ``name`` in the bench's PostgreSQL cluster; returns its URL."""
     admin = create_engine(postgres_admin, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = admin.url
+    return postgres_admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+def fresh_dagster_database(postgres_admin: str, name: str) -> dict[str, str]:
+    """A new database for one phase's Dagster storage; the DAGSTER_PG_* variables naming it."""
+    url = make_url(create_database(postgres_admin, name))
     return {"DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
             "DAGSTER_PG_USERNAME": url.username or "postgres", "DAGSTER_PG_PASSWORD": url.password or "",
             "DAGSTER_PG_DB": name}
-
 
 if __name__ == "__main__":
     main()

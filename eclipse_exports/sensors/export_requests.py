@@ -68,8 +68,11 @@ def export_request_sensor(
         time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
     )
     run_requests = [run_request_for(request) for request in outcome.accepted]
-    known = set(context.instance.get_dynamic_partitions(workspace_partitions.name))
-    new_workspaces = sorted({r.partition_key for r in run_requests} - known)
+    new_workspaces: list[str] = []
+    if run_requests:
+        # Only then: context.instance opens a new instance (storage connections) on every tick that touches it.
+        known = set(context.instance.get_dynamic_partitions(workspace_partitions.name))
+        new_workspaces = sorted({r.partition_key for r in run_requests} - known)
     if outcome.entries:
         context.log.info(
             f"{outcome.entries} entries: {len(run_requests)} runs requested, {outcome.rejected} rejected, "
