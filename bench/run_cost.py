@@ -308,6 +308,45 @@ def import_cost(location: Location, env: dict[str, str], repeats: int = 3) -> tu
     return statistics.median(cumulative), statistics.median(cpu), own
 
 
+BREAKDOWN_CHILD = """
+import json, resource, sys, uuid
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+# What every run worker, the floor's too, has loaded before the code location: Dagster, its storage, execution.
+import dagster, dagster._core.execution.api, dagster._grpc.impl, dagster._core.storage.sqlite_storage
+import dagster._core.storage.local_compute_log_manager
+steps, t = {}, cpu()
+import eclipse_exports.definitions
+steps["import eclipse_exports.definitions"], t = cpu() - t, cpu()
+from eclipse_exports.exporter import run_export
+from eclipse_exports.resources import default_resources
+resources = default_resources()
+handles = dict(engine=resources["source_db"].get_engine(), storage=resources["storage"].get_storage(),
+               status=resources["redis"].get_status_store(), limits=resources["limits"].get_limits())
+steps["resources (S3 client, Redis, engine)"], t = cpu() - t, cpu()
+from eclipse_exports.models import ExportRequest
+for label in ("first export in the process", "a second export (steady state)"):
+    request = ExportRequest.from_payload(sys.argv[1].replace("JOB", uuid.uuid4().hex))
+    run_export(request, run_id="bench", **handles)
+    steps[label], t = cpu() - t, cpu()
+print(json.dumps(steps))
+"""
+
+
+def product_breakdown(env: dict[str, str], repeats: int = 3) -> dict[str, float]:
+    """Median CPU-s of the product's own steps in a fresh process, after what every run worker loads anyway."""
+    samples: dict[str, list[float]] = defaultdict(list)
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", BREAKDOWN_CHILD, product_payload("JOB")], cwd=ROOT, env=env,
+                             capture_output=True, text=True, check=True)
+        for step, seconds in json.loads(out.stdout).items():
+            samples[step].append(seconds)
+    return {step: statistics.median(values) for step, values in samples.items()}
+
+
 def heaviest_extra_packages(product: dict[str, float], floor: dict[str, float], top: int = 12) -> list[tuple]:
     """Top-level packages the product imports beyond the floor, by summed self import time."""
     by_package: dict[str, float] = defaultdict(float)
@@ -380,6 +419,12 @@ def report(results: dict[str, list[PhaseResult]], imports: dict[str, tuple], bur
     ]
     for name, figures, ok in checks:
         print(f"  {'met   ' if ok else 'MISSED'} {name:52} {figures}")
+
+
+def print_import_figures(imports: dict) -> None:
+    print("\nThe product's own CPU-s per run, step by step (a fresh process, after what every run worker loads):")
+    for step, seconds in imports["breakdown"].items():
+        print(f"  {step:44} {seconds:.3f}")
     print("\nPackages only the product imports (self import time, s):")
     for package, seconds in imports["extra"]:
         print(f"  {package:28} {seconds:.3f}")
@@ -407,6 +452,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["product", "floor"], help="measure one location (no ratios)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, homes)")
     args = parser.parse_args()
+    # Stop cleanly (daemons, servers, temporary folder) on Ctrl-C or kill, even when started in the background.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
 
     base = Path(tempfile.mkdtemp(prefix="eclipse-run-cost-"))
     services: list[Service] = []
@@ -443,6 +491,7 @@ def main() -> None:
             cumulative, cpu, own = import_cost(location, env)
             imports[location.name] = (cumulative, cpu, own)
         imports["extra"] = heaviest_extra_packages(imports["product"][2], imports["floor"][2])
+        imports["breakdown"] = product_breakdown(env)
 
         results: dict[str, list[PhaseResult]] = {"product": [], "floor": []}
         for repeat in range(args.repeats):
@@ -464,8 +513,9 @@ def main() -> None:
                       + f"; load average {result.load_average:.2f}", flush=True)
         print(f"\ninstance: {instance_yaml.relative_to(ROOT)}; source: {args.source}; {psutil.cpu_count()} CPUs; "
               f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        if not args.only:
+        if args.repeats and not args.only:
             report(results, imports, args.burst)
+        print_import_figures(imports)
     finally:
         for service in reversed(services):
             service.stop()

@@ -180,10 +180,10 @@ def test_requests_backfill_sensors_and_schedules_on_the_production_shape(product
 
     # Raw requests, as the web app XADDs them.
     requests = {
-        "prod-alerts": {"workspaceId": "ws_acme", "userId": "usr_acme_viewer", "resourceType": "alerts",
-                        "format": "csv"},
-        "prod-actions": {"workspaceId": "ws_globex", "userId": "usr_globex_admin", "resourceType": "actions",
-                         "format": "jsonl", "filters": {"status": ["completed", "failed"]}},
+        "prod-alerts": {"workspaceId": "ws_globex", "userId": "usr_globex_admin", "resourceType": "alerts",
+                        "format": "parquet", "filters": {"severity": ["high", "critical"]}},
+        "prod-actions": {"workspaceId": "ws_acme", "userId": "usr_acme_analyst", "resourceType": "actions",
+                         "format": "jsonl"},
         "prod-forbidden": {"workspaceId": "ws_acme", "userId": "usr_acme_viewer",
                            "resourceType": "infringements", "format": "csv"},
     }
@@ -194,13 +194,13 @@ def test_requests_backfill_sensors_and_schedules_on_the_production_shape(product
     engine = create_engine(production["source_url"])
     with engine.connect() as conn:
         alert_ids = list(conn.execute(text(
-            "SELECT id FROM alerts WHERE workspace_id = 'ws_acme' ORDER BY detected_at, id")).scalars())
+            "SELECT id FROM alerts WHERE workspace_id = 'ws_globex' AND severity IN ('high', 'critical') "
+            "ORDER BY detected_at, id")).scalars())
         action_ids = list(conn.execute(text(
-            "SELECT id FROM actions WHERE workspace_id = 'ws_globex' AND status IN ('completed', 'failed') "
-            "ORDER BY created_at, id")).scalars())
+            "SELECT id FROM actions WHERE workspace_id = 'ws_acme' ORDER BY created_at, id")).scalars())
         infringement_counts = dict(conn.execute(text(
             "SELECT workspace_id, count(*) FROM infringements GROUP BY workspace_id")).all())
-    for job_id, fmt, expected in (("prod-alerts", "csv", alert_ids), ("prod-actions", "jsonl", action_ids)):
+    for job_id, fmt, expected in (("prod-alerts", "parquet", alert_ids), ("prod-actions", "jsonl", action_ids)):
         fields = jobs[job_id]
         assert fields["status"] == "completed", fields
         rows = read_rows(urllib.request.urlopen(fields["downloadUrl"]).read(), fmt)
