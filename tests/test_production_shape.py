@@ -123,7 +123,8 @@ def production(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
                 pass
         for process in processes.values():
             try:
-                process.wait(timeout=60)
+                # Nothing of the deployment outlives the test; no need to wait for a graceful stop under load.
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
