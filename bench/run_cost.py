@@ -33,7 +33,9 @@ Figures:
   ``completed`` (the web app's view), and for both launch (run created) → run
   success.
 - **daemon and code server CPU-s per run** (psutil, over the measured runs; the
-  code server's includes its sensor evaluations).
+  code server's includes its sensor evaluations), and that of the bench's Redis,
+  S3 server (moto, a Python process) and PostgreSQL, which share the machine here
+  but not in production.
 - **import**: ``python -X importtime -c "import <location>"`` (cumulative) and
   the CPU-s of a process doing only that import; the packages only the product
   imports, heaviest first.
@@ -134,6 +136,7 @@ class PhaseResult:
     burst_failed: int = 0
     daemon_cpu_per_run: float = float("nan")
     code_server_cpu_per_run: float = float("nan")
+    backing_cpu_per_run: float = float("nan")
     load_average: float = float("nan")
 
 
@@ -228,6 +231,23 @@ class Deployment:
         return [json.loads(found[pid].read_text()) for pid in pids & found.keys()]
 
 
+def process_tree_cpu(pids: list[int]) -> float:
+    """CPU-s so far of these processes and all their children (the bench's Redis, S3 server, PostgreSQL)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except psutil.NoSuchProcess:
+                    continue
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def product_completed(client: redis.Redis, ids: list[str], sent: dict[str, float], timeout: float) -> dict[str, float]:
     """Poll the status hashes (every 50 ms) until every job is done; XADD → completed per completed job."""
     done: dict[str, float] = {}
@@ -245,7 +265,7 @@ def product_completed(client: redis.Redis, ids: list[str], sent: dict[str, float
 
 
 def run_phase(location: Location, base: Path, env: dict[str, str], instance_yaml: Path, client: redis.Redis,
-              sequential: int, burst: int, timeout: float) -> PhaseResult:
+              sequential: int, burst: int, timeout: float, service_pids: list[int]) -> PhaseResult:
     """Start a deployment of ``location``, send warm-up, sequential and burst requests, collect the figures."""
     result = PhaseResult(location.name)
     deployment = Deployment(location, base, env, instance_yaml)
@@ -255,6 +275,7 @@ def run_phase(location: Location, base: Path, env: dict[str, str], instance_yaml
         location.send(client, warmup)
         deployment.wait_runs(warmup, timeout=timeout + 120)
         service_start = deployment.service_cpu()
+        backing_start = process_tree_cpu(service_pids)
         result.load_average = os.getloadavg()[0]
 
         measured = []
@@ -281,6 +302,7 @@ def run_phase(location: Location, base: Path, env: dict[str, str], instance_yaml
 
         daemon_end, code_server_end = deployment.service_cpu()
         result.daemon_cpu_per_run = (daemon_end - service_start[0]) / max(1, len(measured))
+        result.backing_cpu_per_run = (process_tree_cpu(service_pids) - backing_start) / max(1, len(measured))
         result.code_server_cpu_per_run = (code_server_end - service_start[1]) / max(1, len(measured))
         usage = deployment.worker_usage(measured)
         result.worker_cpu = [u["cpu_seconds"] for u in usage]
@@ -395,6 +417,8 @@ def report(results: dict[str, list[PhaseResult]], imports: dict[str, tuple], bur
          med([r.daemon_cpu_per_run for r in floor]), [], []),
         ("code server CPU-s per run", med([r.code_server_cpu_per_run for r in product]),
          med([r.code_server_cpu_per_run for r in floor]), [], []),
+        ("Redis + S3 server + PostgreSQL CPU-s per run", med([r.backing_cpu_per_run for r in product]),
+         med([r.backing_cpu_per_run for r in floor]), [], []),
         ("import of the code location, s (importtime)", imports["product"][0], imports["floor"][0], [], []),
         ("import of the code location, CPU-s", imports["product"][1], imports["floor"][1], [], []),
     ]
@@ -428,6 +452,15 @@ def print_import_figures(imports: dict) -> None:
     print("\nPackages only the product imports (self import time, s):")
     for package, seconds in imports["extra"]:
         print(f"  {package:28} {seconds:.3f}")
+
+
+def service_pids(services: list[Service], base: Path) -> list[int]:
+    """Pids of the bench's own Redis and S3 server, and of its PostgreSQL postmaster when there is one."""
+    pids = [s.process.pid for s in services if s.process is not None]
+    postmaster = base / "postgres" / "data" / "postmaster.pid"
+    if postmaster.exists():
+        pids.append(int(postmaster.read_text().split()[0]))
+    return pids
 
 
 def start_s3(base: Path) -> Service:
@@ -503,7 +536,7 @@ def main() -> None:
                 print(f"repeat {repeat + 1}/{args.repeats}: {location.name} …", flush=True)
                 started = time.monotonic()
                 result = run_phase(location, base / f"{location.name}-{repeat}", phase_env, instance_yaml, client,
-                                   args.sequential, args.burst, args.timeout)
+                                   args.sequential, args.burst, args.timeout, service_pids(services, base))
                 results[location.name].append(result)
                 print(f"  {time.monotonic() - started:.0f}s: worker CPU-s median {med(result.worker_cpu):.2f} "
                       f"(n={len(result.worker_cpu)}), burst drained in {result.burst_drain:.1f}s, "
