@@ -58,6 +58,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -176,22 +177,8 @@ class Deployment:
 
     def service_cpu(self) -> tuple[float, float]:
         """CPU-s so far of (the daemon, its long-lived children: the code server), run workers excluded."""
-        daemon_cpu = code_server_cpu = 0.0
-        try:
-            daemon = psutil.Process(self.process.pid)
-            times = daemon.cpu_times()
-            daemon_cpu = times.user + times.system
-            for proc in daemon.children(recursive=True):
-                try:
-                    if "--multiprocessing-fork" in proc.cmdline():
-                        continue
-                    times = proc.cpu_times()
-                    code_server_cpu += times.user + times.system
-                except psutil.NoSuchProcess:
-                    continue
-        except psutil.NoSuchProcess:
-            pass
-        return daemon_cpu, code_server_cpu
+        tree = _process_tree(self.process.pid)
+        return _cpu_seconds(tree[:1]), _cpu_seconds(p for p in tree[1:] if not _is_run_worker(p))
 
     def ended_runs(self, ids: list[str]) -> list:
         """Run records of the given requests that have ended."""
@@ -231,21 +218,35 @@ class Deployment:
         return [json.loads(found[pid].read_text()) for pid in pids & found.keys()]
 
 
-def process_tree_cpu(pids: list[int]) -> float:
-    """CPU-s so far of these processes and all their children (the bench's Redis, S3 server, PostgreSQL)."""
+def _process_tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _is_run_worker(proc: psutil.Process) -> bool:
+    try:
+        return "--multiprocessing-fork" in proc.cmdline()
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _cpu_seconds(procs: Iterable[psutil.Process]) -> float:
     total = 0.0
-    for pid in pids:
+    for proc in procs:
         try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                try:
-                    times = proc.cpu_times()
-                    total += times.user + times.system
-                except psutil.NoSuchProcess:
-                    continue
+            times = proc.cpu_times()
+            total += times.user + times.system
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def process_tree_cpu(pids: list[int]) -> float:
+    """CPU-s so far of these processes and all their children (the bench's Redis, S3 server, PostgreSQL)."""
+    return sum(_cpu_seconds(_process_tree(pid)) for pid in pids)
 
 
 def product_completed(client: redis.Redis, ids: list[str], sent: dict[str, float], timeout: float) -> dict[str, float]:
