@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -44,8 +45,11 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql",
                                      data=json.dumps({"query": query, "variables": variables or {}}).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"GraphQL answered {exc.code}: {exc.read()[:2000]!r}") from None
     assert "errors" not in body, body
     return body["data"]
 
@@ -247,10 +251,11 @@ def test_requests_backfill_sensors_and_schedules_on_the_production_shape(product
     # Every schedule evaluates through the code server (the UI's "Test schedule"), and the scheduler runs.
     for schedule in repository.schedule_defs:
         result = _graphql(production["webserver_port"], """
-            mutation ($selector: ScheduleSelector!) { scheduleDryRun(selectorData: $selector) {
-              __typename ... on DryRunInstigationTick { evaluationResult { error { message } } } } }""",
+            mutation ($selector: ScheduleSelector!, $timestamp: Float) {
+              scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
+                __typename ... on DryRunInstigationTick { evaluationResult { error { message } } } } }""",
                           {"selector": {"repositoryName": "__repository__", "repositoryLocationName": "eclipse_exports",
-                                        "scheduleName": schedule.name}})["scheduleDryRun"]
+                                        "scheduleName": schedule.name}, "timestamp": time.time()})["scheduleDryRun"]
         assert result["__typename"] == "DryRunInstigationTick" and not result["evaluationResult"]["error"], result
     statuses = instance.get_daemon_statuses()
     unhealthy = {name: status.last_heartbeat_errors for name, status in statuses.items() if not status.healthy}
