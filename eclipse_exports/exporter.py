@@ -7,10 +7,14 @@
    refuse more than ``max_export_rows`` (``too_large``, before anything is
    written) and a workspace over its quota (``quota_exceeded``);
 3. stream rows batch by batch through the format writer (and gzip) into an
-   S3 multipart upload, reporting progress after every batch — or, for a
-   ``report``, render the workspace's executive report (:mod:`eclipse_exports.reports`)
-   for the request's period (default: the last 7 days) and upload it;
-4. presign a download URL and set status ``completed``; with
+   S3 multipart upload, reporting progress after every batch and keeping the
+   first rows as a preview — or, for a ``report``, render the workspace's
+   executive report (:mod:`eclipse_exports.reports`) for the request's period (default: the
+   last 7 days) and upload it;
+4. read the stored object back and verify it (``verification.py``: size and
+   SHA-256 as uploaded, parses in its format, as many rows as the snapshot
+   counted); a file that fails is never handed out;
+5. presign a download URL and set status ``completed``; with
    ``delivery: "email"``, mail the link to the requesting user's own address
    from the source database (checked before exporting, sent after).
 
@@ -21,21 +25,25 @@ code; anything else propagates (the caller marks the job ``failed``).
 import gzip
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+import pyarrow as pa
 from sqlalchemy import Engine
 
 from eclipse_exports.columns import export_schema
 from eclipse_exports.delivery import DeliveryFailed, build_export_email, parse_smtp_url, recipient_for, send_email
-from eclipse_exports.models import ErrorCode, ExportRequest, ResourceType, iso_utc, utc_now
+from eclipse_exports.models import ErrorCode, ExportFormat, ExportRequest, ResourceType, iso_utc, utc_now
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.reports import write_report
 from eclipse_exports.source.access import check_access
 from eclipse_exports.source.queries import count_query, export_query
 from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
 from eclipse_exports.storage import ExportStorage
-from eclipse_exports.writers import CONTENT_TYPES, open_writer
+from eclipse_exports.verification import ExpectedFile, FileVerification, verify_export_file
+from eclipse_exports.writers import content_type, open_writer
+
+PREVIEW_ROWS = 5
 
 DEFAULT_REPORT_PERIOD = timedelta(days=7)
 """An on-demand report without ``from``/``to`` covers the 7 days up to the job's start."""
@@ -53,6 +61,18 @@ class ExportFailed(Exception):
         self.code = code
 
 
+class FileVerificationFailed(ExportFailed):
+    """The stored file is not what was written (``export_failed``); ``result`` describes both.
+
+    The file stays where it is for inspection; no URL or email is given out.
+    """
+
+    def __init__(self, result: "ExportResult") -> None:
+        super().__init__(ErrorCode.EXPORT_FAILED, f"the stored file failed verification: "
+                                                  f"{result.verification.summary()}")
+        self.result = result
+
+
 @dataclass(frozen=True)
 class ExportLimits:
     """Deployment limits (CONTRACT section 5): rows per export, bytes per workspace, file lifetime."""
@@ -65,19 +85,60 @@ class ExportLimits:
 
 
 @dataclass(frozen=True)
-class ExportResult:
-    """A finished export: where the file is, what it holds and how fast it was written."""
+class WrittenFile:
+    """An uploaded file as the export saw it go out.
 
-    job_id: str
+    ``row_count`` is rows written; ``snapshot_row_count`` what the snapshot
+    counted before streaming (a report: the rows it lists). ``sha256`` is the
+    hex digest of the uploaded bytes; ``preview`` the first rows as dicts
+    (Arrow's Python values), ``report`` a report's figures (else empty).
+    """
+
     key: str
-    s3_uri: str
-    format: str
     row_count: int
+    snapshot_row_count: int
     byte_size: int
+    sha256: str
+    content_type: str
+    preview: list[dict] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A finished export: the request, where the file is, what it holds, how it verified, how fast it went.
+
+    ``download_url`` is empty and ``expires_at`` ``None`` when verification failed.
+    """
+
+    request: ExportRequest
+    file: WrittenFile
+    s3_uri: str
+    verification: FileVerification
     download_url: str
-    expires_at: datetime
+    expires_at: datetime | None
     completed_at: datetime
     duration_seconds: float
+
+    @property
+    def job_id(self) -> str:
+        return self.request.id
+
+    @property
+    def key(self) -> str:
+        return self.file.key
+
+    @property
+    def format(self) -> str:
+        return self.request.format.value
+
+    @property
+    def row_count(self) -> int:
+        return self.file.row_count
+
+    @property
+    def byte_size(self) -> int:
+        return self.file.byte_size
 
     @property
     def rows_per_second(self) -> float:
@@ -105,8 +166,9 @@ def run_export(
     ``on_progress(rows_written, total_rows)`` is called after every batch.
     ``check_user_access=False`` skips the membership check (operator
     materializations with no requesting user). Raises :class:`ExportFailed`
-    (access, ``too_large``, ``quota_exceeded``) and lets other errors through;
-    a failed upload is aborted so no parts remain.
+    (access, ``too_large``, ``quota_exceeded``; :class:`FileVerificationFailed`
+    when the stored file is not what was written) and lets other errors
+    through; a failed upload is aborted so no parts remain.
     """
     resource = ResourceType(request.resource_type)
     started_at = utc_now()
@@ -130,19 +192,28 @@ def run_export(
                                f"user '{request.user_id}' has no email address in workspace '{request.workspace_id}'")
 
     if resource is ResourceType.REPORT:
-        key, written, byte_size = _write_report(request, engine, storage, limits, started_at)
+        written = _write_report(request, engine, storage, limits, started_at)
     else:
-        key, written, byte_size = _write_rows(request, engine, storage, status, limits, started_at, on_progress,
-                                              batch_rows)
-    filename = key.rsplit("/", 1)[-1]
+        written = _write_rows(request, engine, storage, status, limits, started_at, on_progress, batch_rows)
+    key, filename = written.key, written.key.rsplit("/", 1)[-1]
+    verification = verify_export_file(storage, ExpectedFile(
+        key=key, format=request.format, compressed=request.options.compression == "gzip",
+        byte_size=written.byte_size, sha256=written.sha256, row_count=written.snapshot_row_count,
+        columns=() if resource is ResourceType.REPORT else tuple(export_schema(resource).names),
+        content_type=written.content_type))
 
     completed_at = utc_now()
+    result = ExportResult(request=request, file=written, s3_uri=f"s3://{storage.bucket}/{key}",
+                          verification=verification, download_url="", expires_at=None,
+                          completed_at=completed_at, duration_seconds=time.monotonic() - clock)
+    if not verification.passed:
+        raise FileVerificationFailed(result)
     expires_at = completed_at + timedelta(hours=limits.retention_hours)
     ttl = min(limits.download_url_ttl_seconds, int((expires_at - completed_at).total_seconds()))
     url = storage.presign(key, ttl)
     if recipient is not None:
         message = build_export_email(recipient, request, download_url=url,
-                                     expires_at=completed_at + timedelta(seconds=ttl), row_count=written,
+                                     expires_at=completed_at + timedelta(seconds=ttl), row_count=written.row_count,
                                      file_name=filename)
         try:
             send_email(parse_smtp_url(limits.smtp_url or ""), message)
@@ -151,33 +222,22 @@ def run_export(
     status.completed(
         request.id,
         {
-            "rowCount": written,
-            "byteSize": byte_size,
+            "rowCount": written.row_count,
+            "byteSize": written.byte_size,
             "filePath": key,
             "downloadUrl": url,
             "expiresAt": iso_utc(expires_at),
             "completedAt": iso_utc(completed_at),
-            "rowsWritten": written,
+            "rowsWritten": written.row_count,
         },
     )
-    return ExportResult(
-        job_id=request.id,
-        key=key,
-        s3_uri=f"s3://{storage.bucket}/{key}",
-        format=request.format.value,
-        row_count=written,
-        byte_size=byte_size,
-        download_url=url,
-        expires_at=expires_at,
-        completed_at=completed_at,
-        duration_seconds=time.monotonic() - clock,
-    )
+    return replace(result, download_url=url, expires_at=expires_at, duration_seconds=time.monotonic() - clock)
 
 
 def _write_rows(request: ExportRequest, engine: Engine, storage: ExportStorage, status: JobStatusStore,
                 limits: ExportLimits, started_at: datetime, on_progress: ProgressCallback | None,
-                batch_rows: int) -> tuple[str, int, int]:
-    """Stream the request's rows into its file; returns (key, rows written, bytes)."""
+                batch_rows: int) -> WrittenFile:
+    """Stream the request's rows into its file, keeping the first rows as a preview."""
     resource = ResourceType(request.resource_type)
     schema = export_schema(resource)
     with export_snapshot(engine) as snapshot:
@@ -192,13 +252,17 @@ def _write_rows(request: ExportRequest, engine: Engine, storage: ExportStorage, 
         status.progress(request.id, 0, total)
         key = storage.export_key(request.workspace_id, resource, request.id, request.extension, started_at)
         written = 0
-        with storage.open_upload(key, CONTENT_TYPES[request.format], key.rsplit("/", 1)[-1]) as upload:
+        preview: list[pa.RecordBatch] = []
+        file_type = content_type(request.format, request.options.compression)
+        with storage.open_upload(key, file_type, key.rsplit("/", 1)[-1]) as upload:
             sink = gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) \
                 if request.options.compression == "gzip" else upload
             writer = open_writer(request.format, sink, schema, request.options.excel_compatible)
             query = export_query(resource, request.workspace_id, request.filters)
             for batch in snapshot.record_batches(query, schema, batch_rows):
                 writer.write(batch)
+                if written < PREVIEW_ROWS:
+                    preview.append(batch.slice(0, PREVIEW_ROWS - written))
                 written += batch.num_rows
                 status.progress(request.id, written, total)
                 if on_progress is not None:
@@ -206,18 +270,23 @@ def _write_rows(request: ExportRequest, engine: Engine, storage: ExportStorage, 
             writer.close()
             if sink is not upload:
                 sink.close()
-    return key, written, upload.bytes_written
+    rows = [row for batch in preview for row in batch.to_pylist()]
+    return WrittenFile(key, written, total, upload.bytes_written, upload.sha256, file_type, rows)
 
 
 def _write_report(request: ExportRequest, engine: Engine, storage: ExportStorage, limits: ExportLimits,
-                  started_at: datetime) -> tuple[str, int, int]:
-    """Render the workspace's executive report for the request's period; returns (key, rows covered, bytes)."""
+                  started_at: datetime) -> WrittenFile:
+    """Render the workspace's executive report for the request's period and upload it (shown inline)."""
     _check_quota(request, storage, limits)
     period_end = request.filters.date_to or started_at
     period_start = request.filters.date_from or period_end - DEFAULT_REPORT_PERIOD
     key = storage.export_key(request.workspace_id, ResourceType.REPORT, request.id, request.extension, started_at)
     report = write_report(engine, storage, key, request.workspace_id, period_start, period_end, started_at)
-    return key, report.data.row_count, report.byte_size
+    data = report.data
+    figures = {"period_start": iso_utc(period_start), "period_end": iso_utc(period_end),
+               "alerts": data.alert_count, "infringements": data.infringement_count, "actions": data.action_count}
+    return WrittenFile(key, data.row_count, data.row_count, report.byte_size, report.sha256,
+                       content_type(ExportFormat.HTML), report=figures)
 
 
 def _check_quota(request: ExportRequest, storage: ExportStorage, limits: ExportLimits) -> None:

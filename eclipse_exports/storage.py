@@ -7,10 +7,12 @@ Ids are checked against the CONTRACT id pattern before they reach a key, so
 no request value can climb out of its workspace's prefix.
 """
 
+import hashlib
 import io
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -56,7 +58,9 @@ class MultipartUpload(io.RawIOBase):
     stays near ``part_bytes * (MAX_PARTS_IN_FLIGHT + 1)`` whatever the file
     size. A file smaller than one part is sent with a single ``PutObject``.
     :meth:`complete` finishes the object; :meth:`abort` (or leaving a ``with``
-    block on an exception) removes every uploaded part.
+    block on an exception) removes every uploaded part. :attr:`sha256` is the
+    hex SHA-256 of every byte written, computed on the way through (the
+    object's verification compares it with a digest of what S3 returns).
     """
 
     def __init__(self, client: Any, bucket: str, key: str, content_type: str,
@@ -73,6 +77,7 @@ class MultipartUpload(io.RawIOBase):
         self._pool: ThreadPoolExecutor | None = None
         self._slots = threading.Semaphore(MAX_PARTS_IN_FLIGHT)
         self.bytes_written = 0
+        self._digest = hashlib.sha256()
         self._finished = False
 
     def writable(self) -> bool:
@@ -83,12 +88,18 @@ class MultipartUpload(io.RawIOBase):
             raise ValueError("write to a finished upload")
         view = memoryview(data)
         self._buffer += view
+        self._digest.update(view)
         self.bytes_written += view.nbytes
         while len(self._buffer) >= self._part_bytes:
             chunk = bytes(self._buffer[: self._part_bytes])
             del self._buffer[: self._part_bytes]
             self._send_part(chunk)
         return view.nbytes
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes written so far (of the whole object once complete)."""
+        return self._digest.hexdigest()
 
     def _send_part(self, chunk: bytes) -> None:
         if self._upload_id is None:
@@ -169,6 +180,21 @@ class MultipartUpload(io.RawIOBase):
         super().close()
 
 
+class ObjectMissing(LookupError):
+    """No object is stored at the key asked for."""
+
+
+@dataclass
+class StoredObject:
+    """An object being read: ``body`` is botocore's streaming body (``read(n)``, ``close()``)."""
+
+    key: str
+    body: Any
+    size: int
+    content_type: str | None
+    content_disposition: str | None
+
+
 class ExportStorage:
     """Export files of all workspaces in one bucket, each workspace under its own prefix.
 
@@ -207,9 +233,15 @@ class ExportStorage:
         except self.client.exceptions.ClientError:
             self.client.create_bucket(Bucket=self.bucket)
 
-    def open_upload(self, key: str, content_type: str, filename: str | None = None) -> MultipartUpload:
-        """A :class:`MultipartUpload` stream for ``key``; use it as a context manager."""
-        disposition = f'attachment; filename="{filename}"' if filename else None
+    def open_upload(self, key: str, content_type: str, filename: str | None = None,
+                    inline: bool = False) -> MultipartUpload:
+        """A :class:`MultipartUpload` stream for ``key``; use it as a context manager.
+
+        With a ``filename`` the object is served as a download under that name
+        (``Content-Disposition: attachment``), or shown by the browser with
+        ``inline=True`` (HTML reports).
+        """
+        disposition = f'{"inline" if inline else "attachment"}; filename="{filename}"' if filename else None
         return MultipartUpload(self.client, self.bucket, key, content_type, disposition)
 
     def presign(self, key: str, expires_in_seconds: int) -> str:
@@ -225,6 +257,21 @@ class ExportStorage:
             return True
         except self.client.exceptions.ClientError:
             return False
+
+    def open_object(self, key: str) -> StoredObject:
+        """Start a streamed GET of ``key``; read ``body`` in chunks and close it.
+
+        Raises :class:`ObjectMissing` when nothing is stored there, botocore's
+        errors when S3 cannot be reached.
+        """
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise ObjectMissing(key) from None
+            raise
+        return StoredObject(key, response["Body"], int(response["ContentLength"]), response.get("ContentType"),
+                            response.get("ContentDisposition"))
 
     def delete(self, key: str) -> None:
         """Delete the object at ``key`` (no error when it is already gone)."""

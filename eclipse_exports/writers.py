@@ -180,6 +180,15 @@ CONTENT_TYPES = {
 }
 
 
+GZIP_CONTENT_TYPE = "application/gzip"
+
+
+def content_type(fmt: ExportFormat, compression: str = "none") -> str:
+    """The ``Content-Type`` a file is served with: a gzip file is ``application/gzip`` whatever it holds
+    (browsers and tools then keep the ``.gz`` name and do not unpack it behind the user's back)."""
+    return GZIP_CONTENT_TYPE if compression == "gzip" else CONTENT_TYPES[ExportFormat(fmt)]
+
+
 def open_writer(fmt: ExportFormat, sink: BinaryIO, schema: pa.Schema, excel_compatible: bool = False) -> ExportWriter:
     """The writer for ``fmt`` over ``sink``. Raises ``ValueError`` for ``html``."""
     fmt = ExportFormat(fmt)

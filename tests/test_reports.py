@@ -31,7 +31,11 @@ def test_figures_match_the_source_rows(source):
     critical = [r for r in alerts if r["severity"] == "critical"]
     assert data.critical_alert_count == len(critical)
     assert len(data.critical_alerts) == min(LIST_LIMIT, len(critical))
-    assert data.row_count == len(alerts) + len(infringements) + len(actions)
+    assert (data.alert_count, data.infringement_count, data.action_count) == (
+        len(alerts), len(infringements), len(actions))
+    # rowCount counts the rows the page lists, never a sum of different kinds of records.
+    assert data.row_count == len(data.critical_alerts) + len(data.open_infringements)
+    assert render_report(data).count("<tr data-row>") == data.row_count
 
 
 def test_html_escapes_hostile_text():

@@ -5,8 +5,20 @@ Each is partitioned by workspace. A materialization launched by
 from the Dagster UI or a backfill carries none and exports the whole
 partition as CSV (a report: the last 7 days as HTML) under a generated job id. The work itself is
 :func:`eclipse_exports.exporter.run_export`; this layer turns config into a
-request, reports progress to the run log and shapes the outcome as
-materialization metadata or a failure.
+request, reports progress (run log, and the ``eclipse/progress`` run tag the
+Runs list shows) and shapes the outcome for the UI:
+
+- a **full** export (the whole partition, whatever the format) is a
+  materialization of the partition, with the stored-file checks
+  (``checks/file_checks.py``) and readable metadata;
+- a **filtered** export is an observation of the partition, with the same
+  metadata and its verification outcome, so the partition's latest
+  materialization always means "the whole workspace";
+- a failure tags the run ``eclipse/error_code`` (``too_large``,
+  ``forbidden``… for the user's errors, ``export_failed`` for the rest).
+
+Run alone (the checks' "Execute" in the UI), the op re-verifies the
+partition's latest materialization.
 """
 
 # No `from __future__ import annotations` here: Dagster resolves the Config
@@ -14,21 +26,30 @@ materialization metadata or a failure.
 import json
 import time
 
+from collections.abc import Iterator
+from typing import Any
+
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
+    AssetObservation,
+    AssetRecordsFilter,
     AssetsDefinition,
+    AssetSpec,
     Backoff,
     Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
-    asset,
+    multi_asset,
 )
 from pydantic import Field
 
+from eclipse_exports import export_summary
+from eclipse_exports.checks import expected_file_from_metadata, file_check_results, file_check_specs, file_metadata
 from eclipse_exports.config import known_secrets, redact
-from eclipse_exports.exporter import ExportFailed, run_export
+from eclipse_exports.exporter import ExportFailed, ExportResult, FileVerificationFailed, run_export
 from eclipse_exports.models import ErrorCode, ExportRequest, InvalidRequest, ResourceType, utc_now
 from eclipse_exports.partitions import workspace_partitions
 from eclipse_exports.resources import (
@@ -37,10 +58,14 @@ from eclipse_exports.resources import (
     RedisResource,
     SourceDatabaseResource,
 )
+from eclipse_exports.verification import verify_export_file
 
 RETRY_POLICY = RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL)
 RUN_TAG_PREFIX = "eclipse/"
 PROGRESS_LOG_SECONDS = 2.0
+PROGRESS_TAG_SECONDS = 3.0
+SCOPE_TAG, PROGRESS_TAG, ERROR_CODE_TAG = f"{RUN_TAG_PREFIX}scope", f"{RUN_TAG_PREFIX}progress", \
+    f"{RUN_TAG_PREFIX}error_code"
 
 
 class ExportFiltersConfig(Config):
@@ -110,31 +135,97 @@ class ExportConfig(Config):
 
 
 def run_tags(request: ExportRequest) -> dict[str, str]:
-    """The CONTRACT run tags of a request's run."""
+    """The run tags of a request's run: the CONTRACT ones and ``eclipse/scope`` (``full`` or ``filtered``)."""
     return {
         f"{RUN_TAG_PREFIX}job_id": request.id,
         f"{RUN_TAG_PREFIX}workspace_id": request.workspace_id,
         f"{RUN_TAG_PREFIX}user_id": request.user_id,
         f"{RUN_TAG_PREFIX}resource_type": request.resource_type.value,
         f"{RUN_TAG_PREFIX}format": request.format.value,
+        SCOPE_TAG: export_summary.scope(request),
+    }
+
+
+def _tag_run(context: AssetExecutionContext, tags: dict[str, str]) -> None:
+    context.instance.add_run_tags(context.run.run_id, tags)
+
+
+class _ProgressReport:
+    """Progress of one run: a run-log line every 2 s and the ``eclipse/progress`` run tag every 3 s."""
+
+    def __init__(self, context: AssetExecutionContext, job_id: str) -> None:
+        self.context, self.job_id = context, job_id
+        self.logged = self.tagged = 0.0
+
+    def __call__(self, rows: int, total: int) -> None:
+        now, done = time.monotonic(), rows >= total
+        if now - self.logged >= PROGRESS_LOG_SECONDS or done:
+            self.logged = now
+            self.context.log.info(f"{self.job_id}: {rows:,} of {total:,} rows written")
+        if now - self.tagged >= PROGRESS_TAG_SECONDS or done:
+            self.tagged = now
+            _tag_run(self.context, {PROGRESS_TAG: export_summary.progress_text(rows, total)})
+
+
+def _preview(result: ExportResult) -> str:
+    if result.file.report:
+        figures = result.file.report
+        return export_summary.markdown_preview([figures], list(figures))
+    return export_summary.markdown_preview(result.file.preview, list(result.verification.expected.columns))
+
+
+def export_metadata(result: ExportResult, region: str | None, on_aws: bool) -> dict[str, Any]:
+    """What the UI shows about one export, in reading order (see ``export_summary.py``)."""
+    request, file = result.request, result.file
+    where: dict[str, Any] = {"s3_uri": result.s3_uri}
+    if on_aws:
+        bucket = result.s3_uri.removeprefix("s3://").split("/", 1)[0]
+        where["aws_console"] = MetadataValue.url(export_summary.aws_console_url(bucket, file.key, region or
+                                                                                "us-east-1"))
+    return {
+        "job_id": request.id,
+        "requested_by": request.user_id,
+        "scope": export_summary.describe_scope(request),
+        "filters": MetadataValue.json(export_summary.filters(request)),
+        "options": MetadataValue.json(export_summary.options(request)),
+        "format": request.format.value,
+        "size": export_summary.human_size(file.byte_size),
+        **file_metadata(result.verification.expected),
+        "duration": export_summary.human_duration(result.duration_seconds),
+        "rows_per_second": MetadataValue.float(round(result.rows_per_second, 1)),
+        **where,
+        "download": f"eclipse-exports url {request.id}" if result.download_url else "none: verification failed",
+        **({"expires_at": MetadataValue.timestamp(result.expires_at)} if result.expires_at else {}),
+        "verification": result.verification.summary(),
+        "preview": MetadataValue.md(_preview(result)),
     }
 
 
 def export_asset_for(resource: ResourceType) -> AssetsDefinition:
-    """Build the workspace-partitioned export asset ``{resource}_export``."""
+    """Build the workspace-partitioned export asset ``{resource}_export`` with its stored-file checks."""
     resource = ResourceType(resource)
+    key = AssetKey(f"{resource.value}_export")
 
-    @asset(
-        name=f"{resource.value}_export",
-        partitions_def=workspace_partitions,
-        group_name="exports",
+    @multi_asset(
+        name=key.path[-1],
+        specs=[AssetSpec(
+            key,
+            partitions_def=workspace_partitions,
+            group_name="exports",
+            kinds={"s3", "redis"},
+            # A filtered export records an observation instead of materializing the partition.
+            skippable=True,
+            description=(f"A workspace's {resource.value}, exported to S3 as requested. Whole-workspace exports "
+                         "materialize the partition (CSV when materialized from the UI or a backfill); filtered "
+                         "ones are recorded as observations."
+                         if resource is not ResourceType.REPORT else
+                         "A workspace's on-demand executive report (HTML). The default period (the last 7 days, "
+                         "also when materialized from the UI or a backfill) materializes the partition; a report "
+                         "for a chosen period is recorded as an observation."),
+        )],
+        check_specs=file_check_specs(key, workspace_partitions),
+        can_subset=True,
         retry_policy=RETRY_POLICY,
-        kinds={"s3", "redis"},
-        description=(f"A workspace's {resource.value}, exported to S3 as requested "
-                     "(CSV of the whole partition when materialized from the UI or a backfill)."
-                     if resource is not ResourceType.REPORT else
-                     "A workspace's on-demand executive report (HTML) for the requested period "
-                     "(the last 7 days when materialized from the UI or a backfill)."),
     )
     def _export(
         context: AssetExecutionContext,
@@ -143,24 +234,17 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
         redis: RedisResource,
         storage: ExportStorageResource,
         limits: ExportLimitsResource,
-    ) -> MaterializeResult:
+    ) -> Iterator[Any]:
+        if key not in context.selected_asset_keys:
+            yield from _reverify(context, key, resource, storage)
+            return
         status = redis.get_status_store()
         try:
             request = config.to_request(resource, context.partition_key, context.run.run_id)
         except InvalidRequest as exc:
             raise Failure(f"invalid export request in run config: {exc}", allow_retries=False) from None
         if not config.job_id:
-            context.instance.add_run_tags(context.run.run_id, run_tags(request))
-
-        last_logged = [0.0]
-
-        def report(rows: int, total: int) -> None:
-            # The status hash gets every batch; the run log a line every 2 s and the last one.
-            now = time.monotonic()
-            if now - last_logged[0] >= PROGRESS_LOG_SECONDS or rows >= total:
-                last_logged[0] = now
-                context.log.info(f"{request.id}: {rows:,} of {total:,} rows written")
-
+            _tag_run(context, run_tags(request))
         try:
             result = run_export(
                 request,
@@ -170,34 +254,66 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
                 limits=limits.get_limits(),
                 run_id=context.run.run_id,
                 check_user_access=bool(config.user_id),
-                on_progress=report,
+                on_progress=_ProgressReport(context, request.id),
             )
         except ExportFailed as exc:
             status.failed(request.id, exc.code, str(exc), utc_now(), context.run.run_id)
+            _tag_run(context, {ERROR_CODE_TAG: exc.code.value})
+            if isinstance(exc, FileVerificationFailed):
+                yield from _record(context, key, exc.result, storage)
             raise Failure(f"{exc.code.value}: {exc}", allow_retries=False,
                           metadata={"job_id": request.id, "error_code": exc.code.value}) from None
         except Exception as exc:
             message = redact(f"{type(exc).__name__}: {exc}", known_secrets())
             if context.retry_number >= RETRY_POLICY.max_retries:
                 status.failed(request.id, ErrorCode.EXPORT_FAILED, message, utc_now(), context.run.run_id)
+                _tag_run(context, {ERROR_CODE_TAG: ErrorCode.EXPORT_FAILED.value})
                 raise Failure(f"export_failed: {message}", allow_retries=False) from None
             context.log.warning(f"{request.id}: attempt {context.retry_number + 1} failed, retrying: {message}")
             raise Failure(f"export_failed (will retry): {message}") from None
-
-        return MaterializeResult(
-            metadata={
-                "job_id": request.id,
-                "format": result.format,
-                "row_count": MetadataValue.int(result.row_count),
-                "byte_size": MetadataValue.int(result.byte_size),
-                "s3_uri": MetadataValue.url(result.s3_uri),
-                "duration_seconds": MetadataValue.float(round(result.duration_seconds, 3)),
-                "rows_per_second": MetadataValue.float(round(result.rows_per_second, 1)),
-                "expires_at": result.expires_at.isoformat(),
-            }
-        )
+        yield from _record(context, key, result, storage)
 
     return _export
+
+
+def _record(context: AssetExecutionContext, key: AssetKey, result: ExportResult,
+            storage: ExportStorageResource) -> Iterator[MaterializeResult]:
+    """Materialize a full export with its check results; observe a filtered one (see the module docstring)."""
+    client = storage.get_storage().client
+    metadata = export_metadata(result, client.meta.region_name,
+                               on_aws=(client.meta.endpoint_url or "").endswith(".amazonaws.com"))
+    if export_summary.scope(result.request) == export_summary.FULL:
+        # Metadata goes on the materialization only: returned with the result, Dagster repeats it on STEP_OUTPUT.
+        context.add_asset_metadata(metadata, asset_key=key)
+        yield MaterializeResult(asset_key=key, check_results=file_check_results(
+            key, result.verification, context.selected_asset_check_keys))
+        return
+    context.log.info(f"{result.job_id}: filtered export, recorded as an observation of partition "
+                     f"'{context.partition_key}' (its file was verified: {result.verification.summary()})")
+    context.log_event(AssetObservation(
+        asset_key=key, partition=context.partition_key, metadata=metadata,
+        description=f"Filtered export {result.job_id} ({export_summary.describe_scope(result.request)}); "
+                    "not a whole-workspace export, so not a materialization."))
+
+
+def _reverify(context: AssetExecutionContext, key: AssetKey, resource: ResourceType,
+              storage: ExportStorageResource) -> Iterator[Any]:
+    """Verify the partition's latest materialized file again (the checks run without the asset)."""
+    if not context.has_partition_key:
+        raise Failure("choose the workspace partition whose file to verify", allow_retries=False)
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=1).records
+    if not records or records[0].asset_materialization is None:
+        raise Failure(f"partition '{context.partition_key}' has no materialization to verify", allow_retries=False)
+    metadata = records[0].asset_materialization.metadata
+    try:
+        expected = expected_file_from_metadata(metadata, metadata["format"].value)
+    except KeyError:
+        raise Failure("the latest materialization predates file verification; materialize the partition again",
+                      allow_retries=False) from None
+    verification = verify_export_file(storage.get_storage(), expected)
+    context.log.info(f"{resource.value} file {expected.key}: {verification.summary()}")
+    yield from file_check_results(key, verification, context.selected_asset_check_keys)
 
 
 EXPORT_ASSETS = [export_asset_for(r) for r in ResourceType]

@@ -99,7 +99,8 @@ class ReportData(PeriodFigures):
 
     ``alerts_by_status``, ``infringements_by_status`` and ``actions_by_status``
     count the rows the period covers (alerts and infringements detected,
-    actions created in it) by current status; ``row_count`` is their total.
+    actions created in it) by current status (:attr:`alert_count` and its
+    siblings are their totals); :attr:`row_count` is the rows the page lists.
     Lists hold at most ``LIST_LIMIT`` dicts, most recent first; the
     ``*_count`` fields say how many there were in all.
     """
@@ -120,9 +121,27 @@ class ReportData(PeriodFigures):
 
     @property
     def row_count(self) -> int:
-        """Alerts, infringements and actions the report covers."""
-        return (sum(self.alerts_by_status.values()) + sum(self.infringements_by_status.values())
-                + sum(self.actions_by_status.values()))
+        """The rows the page lists (critical alerts and open infringements, each capped at ``LIST_LIMIT``).
+
+        Like a data export's, a report's ``rowCount`` counts the rows in the file; the page marks each
+        with ``data-row``. The figures it summarizes are :attr:`alert_count` and its siblings.
+        """
+        return len(self.critical_alerts) + len(self.open_infringements)
+
+    @property
+    def alert_count(self) -> int:
+        """Alerts detected in the period."""
+        return sum(self.alerts_by_status.values())
+
+    @property
+    def infringement_count(self) -> int:
+        """Infringements detected in the period."""
+        return sum(self.infringements_by_status.values())
+
+    @property
+    def action_count(self) -> int:
+        """Actions created in the period."""
+        return sum(self.actions_by_status.values())
 
     @property
     def previous_start(self) -> datetime:

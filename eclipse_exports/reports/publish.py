@@ -14,17 +14,19 @@ from eclipse_exports.models import ExportFormat
 from eclipse_exports.reports.figures import ReportData, collect_report
 from eclipse_exports.reports.page import render_report
 from eclipse_exports.storage import ExportStorage
-from eclipse_exports.writers import CONTENT_TYPES
+from eclipse_exports.writers import content_type
 
 
 @dataclass(frozen=True)
 class WrittenReport:
-    """A report stored at ``key``: its size in bytes, the figures it shows, and its HTML (for attaching)."""
+    """A report stored at ``key``: its size in bytes and hex SHA-256, the figures it shows, and its HTML
+    (for attaching)."""
 
     key: str
     byte_size: int
     data: ReportData
     body: bytes
+    sha256: str
 
     @property
     def file_name(self) -> str:
@@ -43,6 +45,7 @@ def write_report(engine: Engine, storage: ExportStorage, key: str, workspace_id:
     with engine.connect() as conn:
         data = collect_report(conn, workspace_id, period_start, period_end, generated_at)
     body = render_report(data).encode("utf-8")
-    with storage.open_upload(key, CONTENT_TYPES[ExportFormat.HTML], key.rsplit("/", 1)[-1]) as upload:
+    # Inline: a browser opening the link shows the report rather than downloading it.
+    with storage.open_upload(key, content_type(ExportFormat.HTML), key.rsplit("/", 1)[-1], inline=True) as upload:
         upload.write(body)
-    return WrittenReport(key, upload.bytes_written, data, body)
+    return WrittenReport(key, upload.bytes_written, data, body, upload.sha256)
