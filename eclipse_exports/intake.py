@@ -58,13 +58,32 @@ LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"\s*[,}]')
 CLAIM_TTL_SECONDS = 30 * 24 * 3600
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """One refused entry: its stream entry id, request id (``None`` when unreadable), ``code`` (an
+    ``errorCode`` or ``duplicate``), the readable ``reason``, and, for a valid request, where it was for."""
+
+    entry_id: str
+    job_id: str | None
+    code: str
+    reason: str
+    dead_lettered: bool
+    request: ExportRequest | None = None
+
+    def describe(self) -> str:
+        """``entry 1-0, job j1: forbidden (reason) [dead-lettered]`` — one log line."""
+        where = f"entry {self.entry_id}, job {self.job_id or '(no valid id)'}"
+        return f"{where}: {self.code} ({self.reason[:200]}){' [dead-lettered]' if self.dead_lettered else ''}"
+
+
 @dataclass
 class IntakeResult:
     """What one pass over the stream did.
 
     ``accepted``: requests to launch, in stream order. ``cursor``: the last
     entry id handled (unchanged when nothing was read). ``rejected`` and
-    ``dead_lettered`` count entries refused and copied to the dead-letter stream.
+    ``dead_lettered`` count entries refused and copied to the dead-letter
+    stream; ``refusals`` names each of them.
     """
 
     cursor: str
@@ -73,6 +92,13 @@ class IntakeResult:
     dead_lettered: int = 0
     skipped: int = 0
     entries: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Count and remember one refused entry."""
+        self.refusals.append(refusal)
+        self.rejected += 1
+        self.dead_lettered += refusal.dead_lettered
 
 
 def _text(value: Any) -> str:
@@ -155,11 +181,10 @@ def take_requests(
         except Exception as exc:  # noqa: BLE001 - one bad entry must never stop the stream
             log.exception("entry %s could not be handled", entry_id)
             payload = fields.get(b"payload", fields.get("payload"))
-            intake.dead_letter(entry_id, payload if isinstance(payload, bytes) else None,
-                               redact(f"internal error while handling the entry: {type(exc).__name__}: {exc}"),
+            reason = redact(f"internal error while handling the entry: {type(exc).__name__}: {exc}")
+            intake.dead_letter(entry_id, payload if isinstance(payload, bytes) else None, reason,
                                ErrorCode.INVALID_REQUEST.value)
-            result.rejected += 1
-            result.dead_lettered += 1
+            result.refuse(Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
         result.cursor = entry_id
         result.entries += 1
         if time.monotonic() - started > time_budget_seconds:
@@ -174,8 +199,7 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
     if payload is None:
         reason = "entry has no 'payload' field"
         intake.dead_letter(entry_id, None, reason, ErrorCode.INVALID_REQUEST.value)
-        result.rejected += 1
-        result.dead_lettered += 1
+        result.refuse(Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
         return
     payload = payload if isinstance(payload, bytes) else str(payload).encode()
     extra = sorted(_text(k) for k in fields if _text(k) != "payload")
@@ -187,20 +211,20 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
         job_id = _claimed_id(payload)
         claim = intake.claim(job_id, entry_id) if job_id else "new"
         if claim == "duplicate":
-            intake.dead_letter(entry_id, payload, f"duplicate request id '{job_id}' (and invalid: {exc})",
-                               "duplicate")
+            reason = f"duplicate request id '{job_id}' (and invalid: {exc})"
+            intake.dead_letter(entry_id, payload, reason, "duplicate")
+            result.refuse(Refusal(entry_id, job_id, "duplicate", reason, True))
         else:
             intake.dead_letter(entry_id, payload, str(exc), ErrorCode.INVALID_REQUEST.value)
             if job_id:
                 intake.store.rejected(job_id, ErrorCode.INVALID_REQUEST, str(exc), at=utc_now())
-        result.rejected += 1
-        result.dead_lettered += 1
+            result.refuse(Refusal(entry_id, job_id, ErrorCode.INVALID_REQUEST.value, str(exc), True))
         return
     claim = intake.claim(request.id, entry_id)
     if claim == "duplicate":
-        intake.dead_letter(entry_id, payload, f"duplicate request id '{request.id}'", "duplicate")
-        result.rejected += 1
-        result.dead_lettered += 1
+        reason = f"duplicate request id '{request.id}'"
+        intake.dead_letter(entry_id, payload, reason, "duplicate")
+        result.refuse(Refusal(entry_id, request.id, "duplicate", reason, True))
         return
     if claim == "again" and intake.store.status(request.id) not in (None, JobStatus.PENDING, JobStatus.QUEUED):
         result.skipped += 1
@@ -210,7 +234,7 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
     if denied is not None:
         intake.store.rejected(request.id, denied.code, denied.message, request_fields(request),
                               at=request.created_at_utc or utc_now())
-        result.rejected += 1
+        result.refuse(Refusal(entry_id, request.id, denied.code.value, denied.message, False, request))
         return
     intake.store.queued(request, utc_now())
     result.accepted.append(request)

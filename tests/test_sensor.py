@@ -52,7 +52,7 @@ def test_valid_requests_become_partitioned_runs_and_the_cursor_advances(tick, re
     first = result.run_requests[0]
     assert first.partition_key == "ws_a" and first.job_name == "alerts_export_job"
     assert first.tags == {"eclipse/job_id": "j1", "eclipse/workspace_id": "ws_a", "eclipse/user_id": "u_analyst",
-                          "eclipse/resource_type": "alerts", "eclipse/format": "csv"}
+                          "eclipse/resource_type": "alerts", "eclipse/format": "csv", "eclipse/scope": "filtered"}
     config = first.run_config["ops"]["alerts_export"]["config"]
     assert config["job_id"] == "j1" and config["filters"]["severity"] == ["high"]
     assert result.cursor == last.decode()
@@ -202,3 +202,24 @@ def test_producer_enqueues_single_and_bulk_requests_with_pending_status(tick, re
     assert status(redis_client, "prod-bulk-4")["status"] == "pending"
     assert [r.run_key for r in tick().run_requests] == ["prod-1", *(r.id for r in many)]
     assert status(redis_client, "prod-bulk-4")["status"] == "queued"
+
+
+def test_a_tick_that_only_refuses_names_every_refusal(tick, instance, redis_client, capfd):
+    instance.add_dynamic_partitions("workspaces", ["ws_a"])
+    redis_client.xadd(REQUEST_STREAM, {"payload": "not json"})
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("ref-forbidden", user="u_viewer", resource="actions")})
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("ref-unknown", workspace="ws_nowhere")})
+    result = tick()
+    assert result.run_requests == [] and result.skip_reason is not None
+    reason = result.skip_reason.skip_message
+    assert reason.startswith("3 request(s) refused, none launched: entry ")
+    assert "ref-forbidden: forbidden" in reason and "ref-unknown: unknown_workspace" in reason
+    assert ": invalid_request" in reason
+    logged = capfd.readouterr().err  # the tick's log (Dagster's logger writes to stderr)
+    assert "job ref-forbidden: forbidden (" in logged and "job (no valid id): invalid_request (" in logged
+    assert "[dead-lettered]" in logged
+    # The refusal for a known workspace shows among that partition's events; ws_nowhere is no partition.
+    [observation] = result.asset_events
+    assert observation.asset_key.path == ["actions_export"] and observation.partition == "ws_a"
+    assert observation.metadata["error_code"].value == "forbidden"
+    assert observation.metadata["job_id"].value == "ref-forbidden"

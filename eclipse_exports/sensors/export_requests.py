@@ -7,6 +7,12 @@ run key = request id, partition = workspace id, run config = the request,
 CONTRACT tags. New workspaces are added to the ``workspaces`` partitions in
 the same result.
 
+Refused entries are named in the tick's log (entry id, request id, code,
+reason) and, when the request was for a known workspace, recorded as an
+observation of that workspace's partition of the asset it asked for; a tick
+that only refused entries says so as its skip reason rather than "empty
+result".
+
 A tick long-polls the stream (``ECLIPSE_SENSOR_LONG_POLL_MS``, default 3500 ms,
 short enough to end before the next 5 s evaluation) so a request XADDed between ticks is seen at once rather than at the
 next 5-second evaluation; work per tick is capped (200 entries, 20 s), far
@@ -15,10 +21,17 @@ inside Dagster's 60 s sensor timeout.
 
 import os
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
+from dagster import (
+    AssetObservation,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
 
 from eclipse_exports.assets.exports import ExportConfig, run_tags
-from eclipse_exports.intake import take_requests
+from eclipse_exports.intake import Refusal, take_requests
 from eclipse_exports.jobs import EXPORT_JOBS, export_job_name
 from eclipse_exports.models import ExportRequest
 from eclipse_exports.partitions import workspace_partitions
@@ -26,6 +39,7 @@ from eclipse_exports.resources import RedisResource, SourceDatabaseResource
 
 MAX_ENTRIES_PER_TICK = 200
 TICK_TIME_BUDGET_SECONDS = 20.0
+REFUSALS_IN_SKIP_REASON = 10
 
 
 def long_poll_ms() -> int:
@@ -78,8 +92,33 @@ def export_request_sensor(
             f"{outcome.entries} entries: {len(run_requests)} runs requested, {outcome.rejected} rejected, "
             f"{outcome.dead_lettered} dead-lettered, {outcome.skipped} already handled"
         )
+    for refusal in outcome.refusals:
+        context.log.warning(f"refused {refusal.describe()}")
     return SensorResult(
         run_requests=run_requests,
         cursor=outcome.cursor,
         dynamic_partitions_requests=[workspace_partitions.build_add_request(new_workspaces)] if new_workspaces else [],
+        asset_events=[refusal_observation(r) for r in outcome.refusals
+                      if r.request is not None and r.request.workspace_id in known],
+        skip_reason=refusals_only(outcome.refusals) if outcome.refusals and not run_requests else None,
     )
+
+
+def refusal_observation(refusal: Refusal) -> AssetObservation:
+    """A refused request, shown among the events of the partition it asked for."""
+    request = refusal.request
+    assert request is not None
+    return AssetObservation(
+        asset_key=f"{request.resource_type.value}_export",
+        partition=request.workspace_id,
+        description=f"Request {request.id} refused: {refusal.code}",
+        metadata={"job_id": request.id, "requested_by": request.user_id, "error_code": refusal.code,
+                  "reason": refusal.reason, "stream_entry": refusal.entry_id},
+    )
+
+
+def refusals_only(refusals: list[Refusal]) -> str:
+    """The skip reason of a tick that refused every entry it read, naming them."""
+    named = "; ".join(f"{r.job_id or 'entry ' + r.entry_id}: {r.code}" for r in refusals[:REFUSALS_IN_SKIP_REASON])
+    more = f"; and {len(refusals) - REFUSALS_IN_SKIP_REASON} more" if len(refusals) > REFUSALS_IN_SKIP_REASON else ""
+    return f"{len(refusals)} request(s) refused, none launched: {named}{more} (details in this tick's log)"
