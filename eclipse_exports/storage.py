@@ -251,12 +251,17 @@ class ExportStorage:
         )
 
     def exists(self, key: str) -> bool:
-        """Whether an object is stored at ``key``."""
+        """Whether an object is stored at ``key``.
+
+        Only a 404 means "no"; any other refusal (403: bad credentials) raises botocore's ``ClientError``.
+        """
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
             return True
-        except self.client.exceptions.ClientError:
-            return False
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
 
     def open_object(self, key: str) -> StoredObject:
         """Start a streamed GET of ``key``; read ``body`` in chunks and close it.

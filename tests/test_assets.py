@@ -197,5 +197,6 @@ def test_ui_materialization_of_a_report_renders_the_last_week_as_html(instance, 
     storage = resources["storage"].get_storage()
     stored = storage.client.head_object(Bucket=storage.bucket, Key=status["filePath"])
     assert stored["ContentDisposition"].startswith("inline;") and stored["ContentType"].startswith("text/html")
-    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    checks = [e.asset_check_evaluation_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert len(checks) == 2 and all(c.passed for c in checks)

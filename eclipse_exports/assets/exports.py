@@ -25,7 +25,6 @@ partition's latest materialization.
 # parameter's annotation at definition time.
 import json
 import time
-
 from collections.abc import Iterator
 from typing import Any
 

@@ -64,7 +64,7 @@ def file_check_specs(asset_key: AssetKey | str, partitions_def: PartitionsDefini
 
 
 def file_metadata(expected: ExpectedFile) -> dict[str, Any]:
-    """Materialization metadata that lets the checks re-verify the file later (see :func:`expected_file_from_metadata`)."""
+    """Materialization metadata from which :func:`expected_file_from_metadata` rebuilds ``expected`` later."""
     return {
         "s3_key": expected.key,
         "dagster/row_count": MetadataValue.int(expected.row_count),

@@ -12,3 +12,9 @@ def job_status_key(job_id: str) -> str:
 def request_id_claim_key(job_id: str) -> str:
     """Internal: which stream entry first carried request id ``job_id`` (duplicate detection)."""
     return f"eclipse:exports:request-id:{job_id}"
+
+
+def workspace_jobs_key(workspace_id: str) -> str:
+    """``eclipse:exports:workspace:{id}:jobs`` — a sorted set of the workspace's job ids, scored by when
+    each job was first seen (epoch seconds), so recent jobs are listed without scanning the keyspace."""
+    return f"eclipse:exports:workspace:{workspace_id}:jobs"

@@ -14,24 +14,26 @@ from eclipse_exports.queue.keys import REQUEST_STREAM
 from eclipse_exports.queue.status import JobStatusStore
 
 
-def enqueue_requests(client: redis.Redis, requests: Iterable[ExportRequest], retention_hours: int = 72) -> list[str]:
-    """XADD every request and write its ``pending`` status, pipelined. Returns the stream entry ids."""
+def enqueue_requests(client: redis.Redis, requests: Iterable[ExportRequest], retention_hours: int = 72,
+                     extra: dict[str, str] | None = None) -> list[str]:
+    """XADD every request and write its ``pending`` status (with ``extra`` fields), pipelined.
+    Returns the stream entry ids."""
     store = JobStatusStore(client, retention_hours)
     now = utc_now()
     pipe = client.pipeline(transaction=False)
-    count = 0
+    starts = []
     for request in requests:
+        starts.append(len(pipe))
         pipe.xadd(REQUEST_STREAM, {"payload": request.to_payload()})
-        store.pending(request, now, pipe)  # skipped when the sensor got there first
-        count += 1
+        store.pending(request, now, pipe, extra)  # skipped when the sensor got there first
     results = pipe.execute()
-    # Each request queued two commands: XADD and the create-if-absent status script.
-    return [_text(results[i * 2]) for i in range(count)]
+    return [_text(results[i]) for i in starts]
 
 
-def enqueue_request(client: redis.Redis, request: ExportRequest, retention_hours: int = 72) -> str:
+def enqueue_request(client: redis.Redis, request: ExportRequest, retention_hours: int = 72,
+                    extra: dict[str, str] | None = None) -> str:
     """XADD one request and write its ``pending`` status. Returns the stream entry id."""
-    return enqueue_requests(client, [request], retention_hours)[0]
+    return enqueue_requests(client, [request], retention_hours, extra)[0]
 
 
 def _text(value: bytes | str) -> str:

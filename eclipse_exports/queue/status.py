@@ -1,17 +1,27 @@
 """Job status hashes in Redis (CONTRACT section 3): one hash per export job.
 
 Every value is a string; timestamps are ISO-8601 UTC. Besides the CONTRACT
-fields the store writes ``rowsWritten`` while a job runs. A hash expires a
-week after the job's file would (``retention_hours`` + 7 days).
+fields the store writes ``rowsWritten`` while a job runs, ``request`` (the
+request's CONTRACT JSON, so ``eclipse-exports retry`` can send it again) and
+``retryOf`` for a re-submitted job. A hash expires a week after the job's
+file would (``retention_hours`` + 7 days).
+
+Each job is also indexed in its workspace's sorted set
+(``eclipse:exports:workspace:{id}:jobs``, scored by when the job was first
+seen) the first time a write names its workspace; :meth:`JobStatusStore.recent_jobs`
+reads it newest first. Entries older than the hashes' lifetime are trimmed
+on every indexing write.
 """
 
+import time
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 import redis
 
 from eclipse_exports.models import ErrorCode, ExportRequest, JobStatus, iso_utc
-from eclipse_exports.queue.keys import job_status_key
+from eclipse_exports.queue.keys import job_status_key, workspace_jobs_key
 
 # HSET and EXPIRE only when the hash does not exist yet; ARGV = ttl, field, value, field, value, ...
 _CREATE_IF_ABSENT = """
@@ -57,22 +67,63 @@ class JobStatusStore:
         return JobStatus(_text(value)) if value else None
 
     def write(self, job_id: str, fields: dict[str, Any], pipe: Any = None) -> None:
-        """Set ``fields`` (``None`` values are skipped, others stringified) and renew the TTL."""
+        """Set ``fields`` (``None`` values are skipped, others stringified) and renew the TTL.
+
+        Fields naming the ``workspaceId`` also index the job in its workspace's sorted set.
+        """
         key = job_status_key(job_id)
         mapping = {k: (iso_utc(v) if isinstance(v, datetime) else str(v)) for k, v in fields.items() if v is not None}
         target = pipe if pipe is not None else self.client.pipeline(transaction=True)
         target.hset(key, mapping=mapping)
         target.expire(key, self.ttl_seconds)
+        if "workspaceId" in mapping:
+            self._index(job_id, mapping["workspaceId"], target)
         if pipe is None:
             target.execute()
 
-    def pending(self, request: ExportRequest, created_at: datetime, pipe: Any = None) -> None:
+    def _index(self, job_id: str, workspace_id: str, pipe: Any) -> None:
+        index, now = workspace_jobs_key(workspace_id), time.time()
+        pipe.zadd(index, {job_id: now}, nx=True)
+        pipe.zremrangebyscore(index, "-inf", now - self.ttl_seconds)
+        pipe.expire(index, self.ttl_seconds)
+
+    def recent_jobs(self, workspace_id: str, statuses: Collection[str] = (), limit: int = 20,
+                    page: int = 200) -> list[dict[str, str]]:
+        """Up to ``limit`` of the workspace's jobs, newest first, as status hashes (``{}`` never included).
+
+        With ``statuses``, only jobs in one of them. Reads the workspace's index ``page`` ids at a
+        time and their hashes in one pipelined round trip per page, so no call blocks Redis for long.
+        """
+        found: list[dict[str, str]] = []
+        start = 0
+        while len(found) < limit:
+            ids = self.client.zrevrange(workspace_jobs_key(workspace_id), start, start + page - 1)
+            if not ids:
+                break
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hgetall(job_status_key(_text(job_id)))
+            for raw in pipe.execute():
+                fields = {_text(k): _text(v) for k, v in raw.items()}
+                if fields and (not statuses or fields.get("status") in statuses):
+                    found.append(fields)
+            start += page
+        return found[:limit]
+
+    def pending(self, request: ExportRequest, created_at: datetime, pipe: Any = None,
+                extra: dict[str, str] | None = None) -> None:
         """Producer side: the request is on the stream. Never touches a job that already has a status
-        (a re-used id must not overwrite another job, and the sensor may have queued it already)."""
+        (a re-used id must not overwrite another job, and the sensor may have queued it already).
+        ``extra`` fields (``retryOf``) are written with it."""
         fields = {**request_fields(request), "status": JobStatus.PENDING.value, "progress": 0,
-                  "createdAt": iso_utc(request.created_at_utc or created_at)}
+                  "createdAt": iso_utc(request.created_at_utc or created_at), "request": request.to_payload(),
+                  **(extra or {})}
         args = [self.ttl_seconds, *(str(x) for pair in fields.items() for x in pair)]
-        self.client.register_script(_CREATE_IF_ABSENT)(keys=[job_status_key(request.id)], args=args, client=pipe)
+        target = pipe if pipe is not None else self.client.pipeline(transaction=False)
+        self.client.register_script(_CREATE_IF_ABSENT)(keys=[job_status_key(request.id)], args=args, client=target)
+        self._index(request.id, request.workspace_id, target)
+        if pipe is None:
+            target.execute()
 
     def exists(self, job_id: str) -> bool:
         """Whether the job has a status hash."""
@@ -81,7 +132,7 @@ class JobStatusStore:
     def queued(self, request: ExportRequest, picked_up_at: datetime) -> None:
         """The sensor has requested a run for the job."""
         self.write(request.id, {**request_fields(request), "status": JobStatus.QUEUED.value, "progress": 0,
-                                "createdAt": request.created_at_utc or picked_up_at})
+                                "createdAt": request.created_at_utc or picked_up_at, "request": request.to_payload()})
 
     def rejected(self, job_id: str, code: ErrorCode, message: str, fields: dict[str, str] | None = None,
                  at: datetime | None = None) -> None:
@@ -94,7 +145,8 @@ class JobStatusStore:
     def running(self, request: ExportRequest, run_id: str, started_at: datetime) -> None:
         """The run has started exporting."""
         self.write(request.id, {**request_fields(request), "status": JobStatus.RUNNING.value, "runId": run_id,
-                                "startedAt": started_at, "progress": 0, "rowsWritten": 0})
+                                "startedAt": started_at, "progress": 0, "rowsWritten": 0,
+                                "request": request.to_payload()})
 
     def progress(self, job_id: str, rows_written: int, total_rows: int) -> None:
         """Rows written so far and the integer percentage (0–100) of ``total_rows``."""
