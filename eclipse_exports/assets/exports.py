@@ -181,6 +181,7 @@ def export_metadata(result: ExportResult, region: str | None, on_aws: bool) -> d
         bucket = result.s3_uri.removeprefix("s3://").split("/", 1)[0]
         where["aws_console"] = MetadataValue.url(export_summary.aws_console_url(bucket, file.key, region or
                                                                                 "us-east-1"))
+    recorded = file_metadata(result.verification.expected)
     return {
         "job_id": request.id,
         "requested_by": request.user_id,
@@ -188,15 +189,19 @@ def export_metadata(result: ExportResult, region: str | None, on_aws: bool) -> d
         "filters": MetadataValue.json(export_summary.filters(request)),
         "options": MetadataValue.json(export_summary.options(request)),
         "format": request.format.value,
+        "dagster/row_count": recorded["dagster/row_count"],
         "size": export_summary.human_size(file.byte_size),
-        **file_metadata(result.verification.expected),
+        "byte_size": recorded["byte_size"],
         "duration": export_summary.human_duration(result.duration_seconds),
         "rows_per_second": MetadataValue.float(round(result.rows_per_second, 1)),
+        "sha256": recorded["sha256"],
+        "s3_key": recorded["s3_key"],
         **where,
         "download": f"eclipse-exports url {request.id}" if result.download_url else "none: verification failed",
         **({"expires_at": MetadataValue.timestamp(result.expires_at)} if result.expires_at else {}),
         "verification": result.verification.summary(),
         "preview": MetadataValue.md(_preview(result)),
+        **recorded,
     }
 
 
