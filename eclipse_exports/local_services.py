@@ -27,7 +27,9 @@ def free_port() -> int:
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether ``port`` can be bound on ``host`` right now (nothing listens there)."""
+    """Whether ``port`` can be bound on ``host`` right now (nothing listens there; ``False`` past 65535)."""
+    if not 0 < port <= 65_535:
+        return False
     with socket.socket() as s:
         try:
             s.bind((host, port))

@@ -221,5 +221,6 @@ def test_a_tick_that_only_refuses_names_every_refusal(tick, instance, redis_clie
     # The refusal for a known workspace shows among that partition's events; ws_nowhere is no partition.
     [observation] = result.asset_events
     assert observation.asset_key.path == ["actions_export"] and observation.partition == "ws_a"
-    assert observation.metadata["error_code"].value == "forbidden"
-    assert observation.metadata["job_id"].value == "ref-forbidden"
+    refused = observation.metadata["refused_request"].value
+    assert refused["error_code"] == "forbidden" and refused["job_id"] == "ref-forbidden"
+    assert set(observation.metadata) == {"refused_request"}

@@ -49,7 +49,7 @@ from eclipse_exports import export_summary
 from eclipse_exports.checks import expected_file_from_metadata, file_check_results, file_check_specs, file_metadata
 from eclipse_exports.config import known_secrets, redact
 from eclipse_exports.exporter import ExportFailed, ExportResult, FileVerificationFailed, run_export
-from eclipse_exports.models import ErrorCode, ExportRequest, InvalidRequest, ResourceType, utc_now
+from eclipse_exports.models import ErrorCode, ExportRequest, InvalidRequest, ResourceType, iso_utc, utc_now
 from eclipse_exports.partitions import workspace_partitions
 from eclipse_exports.resources import (
     ExportLimitsResource,
@@ -294,8 +294,15 @@ def _record(context: AssetExecutionContext, key: AssetKey, result: ExportResult,
         return
     context.log.info(f"{result.job_id}: filtered export, recorded as an observation of partition "
                      f"'{context.partition_key}' (its file was verified: {result.verification.summary()})")
+    # Under keys of their own: the UI shows a partition's later observations beside (and over, for equal
+    # keys) its latest materialization's metadata, which must keep describing the whole-workspace export.
+    summary = {name: value.value if isinstance(value, MetadataValue) else value
+               for name, value in metadata.items() if name not in ("preview", "columns", "content_type")}
+    if result.expires_at:
+        summary["expires_at"] = iso_utc(result.expires_at)
     context.log_event(AssetObservation(
-        asset_key=key, partition=context.partition_key, metadata=metadata,
+        asset_key=key, partition=context.partition_key,
+        metadata={"filtered_export": MetadataValue.json(summary), "filtered_export_preview": metadata["preview"]},
         description=f"Filtered export {result.job_id} ({export_summary.describe_scope(result.request)}); "
                     "not a whole-workspace export, so not a materialization."))
 

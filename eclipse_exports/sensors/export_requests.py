@@ -112,8 +112,10 @@ def refusal_observation(refusal: Refusal) -> AssetObservation:
         asset_key=f"{request.resource_type.value}_export",
         partition=request.workspace_id,
         description=f"Request {request.id} refused: {refusal.code}",
-        metadata={"job_id": request.id, "requested_by": request.user_id, "error_code": refusal.code,
-                  "reason": refusal.reason, "stream_entry": refusal.entry_id},
+        # One key of its own, so the partition's materialization metadata shown beside it stays its own.
+        metadata={"refused_request": {"job_id": request.id, "requested_by": request.user_id,
+                                      "error_code": refusal.code, "reason": refusal.reason,
+                                      "stream_entry": refusal.entry_id}},
     )
 
 
