@@ -31,8 +31,6 @@ from html.parser import HTMLParser
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from eclipse_exports.models import ExportFormat
 from eclipse_exports.storage import ExportStorage, ObjectMissing
@@ -215,6 +213,8 @@ def _check_columns(found: list[str], columns: tuple[str, ...], where: str) -> No
 
 
 def _csv_rows(stream: BinaryIO, columns: tuple[str, ...]) -> int:
+    import pyarrow.csv as pa_csv  # only CSV files need Arrow's CSV reader; the code location loads without it
+
     # Every column read as text: the check is that the file is well-formed CSV, not what the cells hold.
     reader = pa_csv.open_csv(
         stream,
@@ -304,6 +304,8 @@ class _JsonArrayRows:
 
 
 def _parquet_rows(stream: BinaryIO, columns: tuple[str, ...]) -> int:
+    import pyarrow.parquet as pq  # only Parquet files need it; the code location loads without it
+
     with tempfile.TemporaryFile(prefix="eclipse-verify-") as spool:
         while chunk := stream.read(READ_BYTES):
             spool.write(chunk)

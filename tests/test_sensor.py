@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from eclipse_exports.queue.keys import DEAD_LETTER_STREAM, REQUEST_STREAM, job_status_key
 from eclipse_exports.resources import RedisResource, SourceDatabaseResource
@@ -53,6 +53,9 @@ def test_valid_requests_become_partitioned_runs_and_the_cursor_advances(tick, re
     assert first.partition_key == "ws_a" and first.job_name == "alerts_export_job"
     assert first.tags == {"eclipse/job_id": "j1", "eclipse/workspace_id": "ws_a", "eclipse/user_id": "u_analyst",
                           "eclipse/resource_type": "alerts", "eclipse/format": "csv", "eclipse/scope": "filtered"}
+    # j1 is filtered: its run materializes nothing, so it plans no checks; j2 exports everything, checks included.
+    assert first.asset_selection == [AssetKey("alerts_export")] and first.asset_check_keys == []
+    assert result.run_requests[1].asset_selection is None and result.run_requests[1].asset_check_keys is None
     config = first.run_config["ops"]["alerts_export"]["config"]
     assert config["job_id"] == "j1" and config["filters"]["severity"] == ["high"]
     assert result.cursor == last.decode()

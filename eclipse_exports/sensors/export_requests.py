@@ -22,6 +22,7 @@ inside Dagster's 60 s sensor timeout.
 import os
 
 from dagster import (
+    AssetKey,
     AssetObservation,
     DefaultSensorStatus,
     RunRequest,
@@ -30,6 +31,7 @@ from dagster import (
     sensor,
 )
 
+from eclipse_exports import export_summary
 from eclipse_exports.assets.exports import ExportConfig, run_tags
 from eclipse_exports.intake import Refusal, take_requests
 from eclipse_exports.jobs import EXPORT_JOBS, export_job_name
@@ -48,14 +50,22 @@ def long_poll_ms() -> int:
 
 
 def run_request_for(request: ExportRequest) -> RunRequest:
-    """The run of one accepted request."""
+    """The run of one accepted request.
+
+    A filtered export's run leaves the asset checks out: it records an observation, not a
+    materialization, and checks planned in a run that yields none show in the UI as the partition's
+    latest check result, "Skipped", hiding the last full export's real one.
+    """
     asset_name = f"{request.resource_type.value}_export"
+    filtered = export_summary.scope(request) == export_summary.FILTERED
     return RunRequest(
         run_key=request.id,
         job_name=export_job_name(request.resource_type),
         partition_key=request.workspace_id,
         run_config={"ops": {asset_name: {"config": ExportConfig.from_request(request).model_dump()}}},
         tags=run_tags(request),
+        asset_selection=[AssetKey(asset_name)] if filtered else None,
+        asset_check_keys=[] if filtered else None,
     )
 
 
