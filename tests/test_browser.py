@@ -109,7 +109,7 @@ def test_a_requested_export_is_seen_in_the_dagster_ui(product):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page = browser.new_page(viewport={"width": 1800, "height": 1200})
         page.set_default_timeout(120_000)  # a loaded 2-core machine serves the UI slowly
         expect.set_options(timeout=120_000)
         # Dagster greets a new browser with a newsletter dialog, whenever it likes; a new user skips it.
@@ -153,6 +153,8 @@ def look_at_the_export(page: Page, ui: str, job_id: str, status: dict, rows: int
     filtered_row = metadata.locator("tr", has_text="filtered_export").first
     expect(filtered_row).to_contain_text("Observed in run")
     shot(page, "03-partition-materialization")
+    metadata.locator("tr", has_text="preview").last.scroll_into_view_if_needed()
+    shot(page, "03b-partition-materialization-row-count-and-preview")
 
     page.goto(f"{ui}/assets/alerts_export?view=checks")
     for check in ("file_intact", "rows_complete"):
