@@ -311,7 +311,9 @@ def _reverify(context: AssetExecutionContext, key: AssetKey, resource: ResourceT
               storage: ExportStorageResource) -> Iterator[Any]:
     """Verify the partition's latest materialized file again (the checks run without the asset)."""
     if not context.has_partition_key:
-        raise Failure("choose the workspace partition whose file to verify", allow_retries=False)
+        raise Failure("these checks verify one workspace's file, but this run has no partition (Dagster 1.13's "
+                      "'Execute all' launches partitioned checks without one); they run with every export, and "
+                      "a run of the checks alone needs the tag dagster/partition=<workspace>", allow_retries=False)
     records = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=1).records
     if not records or records[0].asset_materialization is None:
