@@ -114,3 +114,40 @@ def test_json_items_spanning_read_chunks_are_counted(storage, monkeypatch):
                                                      hashlib.sha256(body).hexdigest(), 50, ("id", "title")))
     assert check.passed and check.rows_read == 50, check.summary()
     assert io.BytesIO(body).read() == stored(storage, key)
+
+
+def test_every_weekly_report_of_a_ranged_run_is_verified_on_its_own_partition(report_sqlite, s3_endpoint, bucket,
+                                                                               monkeypatch):
+    """executive_report records each partition itself; its file checks go with each partition's materialization."""
+    from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
+
+    from eclipse_exports.assets import executive_report
+    from eclipse_exports.resources import (
+        ExportLimitsResource,
+        ExportStorageResource,
+        SmtpResource,
+        SourceDatabaseResource,
+    )
+
+    monkeypatch.delenv("ECLIPSE_SMTP_URL", raising=False)
+    resources = {"source_db": SourceDatabaseResource(url=str(report_sqlite.url)),
+                 "storage": ExportStorageResource(bucket=bucket, prefix="", endpoint_url=s3_endpoint),
+                 "smtp": SmtpResource(url=None), "limits": ExportLimitsResource()}
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("workspaces", ["ws_north", "ws_quiet"])
+        result = materialize([executive_report], instance=instance, resources=resources,
+                             tags={"dagster/asset_partition_range_start": "2026-10-19|ws_north",
+                                   "dagster/asset_partition_range_end": "2026-10-19|ws_quiet"})
+        assert result.success
+        materialized = {r.partition_key: r.storage_id for r in
+                        instance.fetch_materializations(AssetKey("executive_report"), limit=10).records}
+        assert set(materialized) == {"2026-10-19|ws_north", "2026-10-19|ws_quiet"}
+        for check in ("file_intact", "rows_complete"):
+            history = instance.event_log_storage.get_asset_check_execution_history(
+                AssetCheckKey(AssetKey("executive_report"), check), limit=10)
+            assert {r.partition: r.status.value for r in history} == {p: "SUCCEEDED" for p in materialized}
+            for record in history:
+                evaluation = record.event.asset_check_evaluation
+                assert evaluation.target_materialization_data.storage_id == materialized[record.partition]
+                if check == "rows_complete":
+                    assert evaluation.description.startswith("parses as HTML with all ")

@@ -17,6 +17,10 @@ Dagster's backfills count correctly for ranged runs), and a retry renders
 only the partitions this run (or the run it retries) has not materialized, so
 nobody is mailed twice. An SMTP failure never fails the step: the report is
 kept and ``report_delivered`` fails on that partition with the cause.
+
+Each stored report is read back and verified (``checks/file_checks.py``:
+``file_intact`` and ``rows_complete``, per partition) before it is mailed; one
+that fails is recorded with its failed checks, not mailed, and fails the step.
 """
 
 from collections.abc import Iterator
@@ -42,6 +46,7 @@ from dagster import (
 # Not exported by dagster 1.13, but the only way to tie a check evaluation to one partition's materialization.
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
+from eclipse_exports.checks import FILE_CHECK_NAMES, file_check_evaluations, file_check_specs
 from eclipse_exports.config import Settings, known_secrets, redact
 from eclipse_exports.models import utc_now
 from eclipse_exports.partitions import executive_report_partitions
@@ -55,6 +60,7 @@ from eclipse_exports.reports.weekly import (
     publish_weekly_report,
 )
 from eclipse_exports.resources import ExportLimitsResource, ExportStorageResource, SmtpResource, SourceDatabaseResource
+from eclipse_exports.verification import FileVerification, verify_export_file
 
 ASSET_NAME = "executive_report"
 REPORT_DELIVERED = "report_delivered"
@@ -104,16 +110,21 @@ def _metadata(report: WrittenReport, outcome: DeliveryOutcome, bucket: str, work
     return metadata
 
 
-def _delivery_check(context: AssetExecutionContext, key: str, outcome: DeliveryOutcome) -> AssetCheckEvaluation:
-    """The partition's ``report_delivered`` evaluation, pointing at the materialization just recorded.
+def _target(context: AssetExecutionContext, key: str) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The partition's latest materialization, as a check evaluation's target.
 
     Dagster shows a partition's check status only while the evaluation targets the partition's latest
     materialization, so the target is looked up as ``AssetCheckResult`` itself does for one partition.
     """
     records = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=1).records
-    target = AssetCheckEvaluationTargetMaterializationData(
+    return AssetCheckEvaluationTargetMaterializationData(
         storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp) if records else None
+
+
+def _delivery_check(context: AssetExecutionContext, key: str, outcome: DeliveryOutcome) -> AssetCheckEvaluation:
+    """The partition's ``report_delivered`` evaluation, pointing at the materialization just recorded."""
+    target = _target(context, key)
     severity = AssetCheckSeverity.WARN if outcome.status is DeliveryStatus.NO_RECIPIENTS else AssetCheckSeverity.ERROR
     return AssetCheckEvaluation(
         asset_key=context.asset_key, check_name=REPORT_DELIVERED, passed=outcome.ok, partition=key,
@@ -133,7 +144,8 @@ def _delivery_check(context: AssetExecutionContext, key: str, outcome: DeliveryO
     check_specs=[AssetCheckSpec(
         REPORT_DELIVERED, asset=ASSET_NAME, partitions_def=executive_report_partitions,
         description="The week's report reached every owner and admin of the workspace by email "
-                    "(passes without email when ECLIPSE_SMTP_URL is unset or the workspace is not active).")],
+                    "(passes without email when ECLIPSE_SMTP_URL is unset or the workspace is not active)."),
+        *file_check_specs(ASSET_NAME, executive_report_partitions)],
     description="A workspace's executive report for one week (Monday 00:00 UTC to Monday), stored as HTML at "
                 "workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html and mailed to its owners "
                 "and admins.",
@@ -156,20 +168,29 @@ def executive_report(
                          f"or the run it resumes; {len(keys)} to go")
     generated_at = utc_now()
 
-    written: list[tuple[str, str, ReportWeek, WrittenReport]] = []
+    written: list[tuple[str, str, ReportWeek, WrittenReport, FileVerification]] = []
     failures: list[str] = []
     for key in keys:
         dimensions = executive_report_partitions.get_partition_key_from_str(key).keys_by_dimension
         workspace_id, week = dimensions["workspace"], ReportWeek.from_key(dimensions["week"])
         try:
-            written.append((key, workspace_id, week, publish_weekly_report(engine, store, workspace_id, week,
-                                                                           generated_at)))
+            report = publish_weekly_report(engine, store, workspace_id, week, generated_at)
+            written.append((key, workspace_id, week, report, verify_export_file(store, report.expected_file())))
         except Exception as exc:  # noqa: BLE001 - one workspace's failure must not stop the others
             cause = redact(f"{type(exc).__name__}: {exc}", known_secrets())
             failures.append(f"{key}: {cause}")
             context.log.error(f"report {key} could not be written: {cause}")
 
-    for key, workspace_id, week, report in written:
+    for key, workspace_id, week, report, verification in written:
+        if not verification.passed:
+            cause = f"the stored report failed verification: {verification.summary()}"
+            failures.append(f"{key}: {cause}")
+            context.log.error(f"report {key} not mailed: {cause}")
+            metadata = _metadata(report, DeliveryOutcome(DeliveryStatus.FAILED), store.bucket, workspace_id, week)
+            yield AssetMaterialization(asset_key=context.asset_key, partition=key,
+                                       metadata={**metadata, "delivery": f"not mailed: {cause}"})
+            yield from file_check_evaluations(context.asset_key, verification, key, _target(context, key))
+            continue
         outcome = deliver_weekly_report(engine, store, report, mail, utc_now())
         log = context.log.info if outcome.ok else context.log.warning
         log(f"report {key}: {report.byte_size:,} bytes at {report.key}; {outcome.description}")
@@ -179,11 +200,13 @@ def executive_report(
             tags={k: v for k, v in executive_report_partitions.get_tags_for_partition_key(key).items()
                   if k.startswith("dagster/partition/")})
         yield _delivery_check(context, key, outcome)
+        yield from file_check_evaluations(context.asset_key, verification, key, _target(context, key))
 
     # The check cannot be left out of a run of this asset (Dagster does not subset it); its evaluations went
     # out per partition above, and this marks its output as produced.
-    yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(
-        AssetCheckKey(context.asset_key, REPORT_DELIVERED)))
+    for check_name in (REPORT_DELIVERED, *FILE_CHECK_NAMES):
+        yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(
+            AssetCheckKey(context.asset_key, check_name)))
     if failures:
         raise Failure(f"{len(failures)} of {len(keys)} report(s) failed: " + "; ".join(failures),
                       metadata={"failed_partitions": MetadataValue.json([f.split(": ", 1)[0] for f in failures])})

@@ -18,6 +18,10 @@ How an asset uses them (``assets/exports.py`` does exactly this)::
         yield MaterializeResult(asset_key=key, check_results=file_check_results(
             key, verification, context.selected_asset_check_keys))
 
+An asset that records each partition itself (a ranged run, as
+``executive_report``'s backfills) yields :func:`file_check_evaluations`
+instead, tied to the partition and its materialization.
+
 The checks are declared on the asset (``check_specs``), so they run in the
 same step as the write, in every run that materializes the asset: runs the
 request sensor launches, UI materializations and backfills. Run alone (the
@@ -30,6 +34,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckKey,
     AssetCheckResult,
     AssetCheckSpec,
@@ -110,3 +115,16 @@ def file_check_results(asset_key: AssetKey | str, verification: FileVerification
     }
     return [result for name, result in results.items()
             if selected is None or AssetCheckKey(asset_key, name) in selected]
+
+
+def file_check_evaluations(asset_key: AssetKey | str, verification: FileVerification, partition: str,
+                           target: Any = None) -> list[AssetCheckEvaluation]:
+    """The same two results as evaluations of one ``partition``, for a run that covers several.
+
+    ``target`` is Dagster's ``AssetCheckEvaluationTargetMaterializationData`` of the partition's
+    materialization (the UI shows a partition's result only while it targets the latest one).
+    """
+    return [AssetCheckEvaluation(asset_key=result.asset_key, check_name=result.check_name, passed=result.passed,
+                                 partition=partition, target_materialization_data=target, severity=result.severity,
+                                 description=result.description, metadata=result.metadata)
+            for result in file_check_results(asset_key, verification)]
