@@ -41,7 +41,7 @@ from eclipse_exports.source.queries import count_query, export_query
 from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
 from eclipse_exports.storage import ExportStorage
 from eclipse_exports.verification import ExpectedFile, FileVerification, verify_export_file
-from eclipse_exports.writers import content_type, open_writer
+from eclipse_exports.writers import content_type, format_timestamps, open_writer
 
 PREVIEW_ROWS = 5
 
@@ -270,8 +270,20 @@ def _write_rows(request: ExportRequest, engine: Engine, storage: ExportStorage, 
             writer.close()
             if sink is not upload:
                 sink.close()
-    rows = [row for batch in preview for row in batch.to_pylist()]
-    return WrittenFile(key, written, total, upload.bytes_written, upload.sha256, file_type, rows)
+    return WrittenFile(key, written, total, upload.bytes_written, upload.sha256, file_type, _preview_rows(preview))
+
+
+def _preview_rows(batches: list[pa.RecordBatch]) -> list[dict]:
+    """The preview batches as dicts, timestamps as their CSV/JSON text (``YYYY-MM-DDTHH:MM:SSZ``).
+
+    Arrow turns a timestamp into a Python datetime through pandas, which an export run never imports
+    otherwise; rendered as text first, nothing needs it.
+    """
+    rows: list[dict] = []
+    for batch in batches:
+        columns = [format_timestamps(c) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
+        rows += pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pylist()
+    return rows
 
 
 def _write_report(request: ExportRequest, engine: Engine, storage: ExportStorage, limits: ExportLimits,

@@ -92,8 +92,10 @@ def export_request_sensor(
         time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
     )
     run_requests = [run_request_for(request) for request in outcome.accepted]
+    refused_requests = [r for r in outcome.refusals if r.request is not None]
     new_workspaces: list[str] = []
-    if run_requests:
+    known: set[str] = set()
+    if run_requests or refused_requests:
         # Only then: context.instance opens a new instance (storage connections) on every tick that touches it.
         known = set(context.instance.get_dynamic_partitions(workspace_partitions.name))
         new_workspaces = sorted({r.partition_key for r in run_requests} - known)
@@ -108,8 +110,7 @@ def export_request_sensor(
         run_requests=run_requests,
         cursor=outcome.cursor,
         dynamic_partitions_requests=[workspace_partitions.build_add_request(new_workspaces)] if new_workspaces else [],
-        asset_events=[refusal_observation(r) for r in outcome.refusals
-                      if r.request is not None and r.request.workspace_id in known],
+        asset_events=[refusal_observation(r) for r in refused_requests if r.request.workspace_id in known],
         skip_reason=refusals_only(outcome.refusals) if outcome.refusals and not run_requests else None,
     )
 
