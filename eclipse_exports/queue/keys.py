@@ -1,4 +1,4 @@
-"""Redis key names (CONTRACT sections 2 and 3, plus the project's own id registry)."""
+"""Redis key names (CONTRACT sections 2 and 3, plus the project's own: id registry, usage counters, purges)."""
 
 REQUEST_STREAM = "eclipse:exports:requests"
 DEAD_LETTER_STREAM = "eclipse:exports:dead-letter"
@@ -12,3 +12,13 @@ def job_status_key(job_id: str) -> str:
 def request_id_claim_key(job_id: str) -> str:
     """Internal: which stream entry first carried request id ``job_id`` (duplicate detection)."""
     return f"eclipse:exports:request-id:{job_id}"
+
+
+def workspace_usage_key(workspace_id: str) -> str:
+    """``eclipse:exports:usage:{workspaceId}`` — bytes of the workspace's export files (quota counter)."""
+    return f"eclipse:exports:usage:{workspace_id}"
+
+
+WORKSPACE_USAGE_PATTERN = "eclipse:exports:usage:*"
+PURGED_WORKSPACES = "eclipse:exports:purged-workspaces"
+"""Set of deleted workspaces whose files have all been removed (the purge sensor's record)."""

@@ -14,6 +14,7 @@ inside Dagster's 60 s sensor timeout.
 """
 
 import os
+from datetime import datetime
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
 
@@ -33,14 +34,15 @@ def long_poll_ms() -> int:
     return max(0, min(int(os.environ.get("ECLIPSE_SENSOR_LONG_POLL_MS", "3500")), 10_000))
 
 
-def run_request_for(request: ExportRequest) -> RunRequest:
-    """The run of one accepted request."""
+def run_request_for(request: ExportRequest, picked_up_at: datetime | None = None) -> RunRequest:
+    """The run of one accepted request; ``picked_up_at`` goes into the run config so that every run of
+    the request (re-execution, retry) writes the same file key."""
     asset_name = f"{request.resource_type.value}_export"
     return RunRequest(
         run_key=request.id,
         job_name=export_job_name(request.resource_type),
         partition_key=request.workspace_id,
-        run_config={"ops": {asset_name: {"config": ExportConfig.from_request(request).model_dump()}}},
+        run_config={"ops": {asset_name: {"config": ExportConfig.from_request(request, picked_up_at).model_dump()}}},
         tags=run_tags(request),
     )
 
@@ -67,7 +69,7 @@ def export_request_sensor(
         block_ms=long_poll_ms(),
         time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
     )
-    run_requests = [run_request_for(request) for request in outcome.accepted]
+    run_requests = [run_request_for(request, outcome.picked_up_at) for request in outcome.accepted]
     new_workspaces: list[str] = []
     if run_requests:
         # Only then: context.instance opens a new instance (storage connections) on every tick that touches it.

@@ -64,3 +64,9 @@ def active_workspace_ids(conn: Connection) -> list[str]:
     """Ids of all ``active`` workspaces, sorted; the partitions operators can backfill."""
     query = select(workspaces.c.id).where(workspaces.c.status == "active").order_by(workspaces.c.id)
     return list(conn.execute(query).scalars())
+
+
+def deleted_workspace_ids(conn: Connection) -> list[str]:
+    """Ids of all ``deleted`` workspaces, sorted; their files are purged."""
+    query = select(workspaces.c.id).where(workspaces.c.status == "deleted").order_by(workspaces.c.id)
+    return list(conn.execute(query).scalars())
