@@ -172,11 +172,11 @@ class CleanupSummary:
 
     def render(self) -> str:
         """The summary as text: a table of workspaces, totals, failures and unparseable keys."""
-        verb = "would remove" if self.dry_run else "removed"
+        verb, expired = ("would remove", "would expire") if self.dry_run else ("removed", "expired")
         lines = [f"clean-up as of {self.as_of.astimezone(UTC).isoformat().replace('+00:00', 'Z')}"
                  f"{' (dry run: nothing deleted)' if self.dry_run else ''}: {verb} {self.files_removed:,} files "
                  f"({self.bytes_removed:,} bytes), {self.uploads_aborted:,} incomplete uploads; "
-                 f"{self.jobs_expired:,} jobs expired; {self.objects_listed:,} objects listed in "
+                 f"{self.jobs_expired:,} jobs {expired}; {self.objects_listed:,} objects listed in "
                  f"{self.seconds:.1f}s"]
         rows = self.table()
         if rows:
@@ -226,7 +226,7 @@ class _BatchDeleter:
         self.dry_run, self.force = dry_run, force
         self.batch_size = min(batch_size, MAX_DELETE_KEYS)
         self.pending: list[tuple[str, str, int, ParsedKey | None]] = []
-        self.on_failed_bytes: dict[str, int] = {}
+        self.kept_bytes: dict[str, int] = {}
 
     def add(self, key: str, workspace_id: str, size: int, parsed: ParsedKey | None) -> None:
         self.pending.append((key, workspace_id, size, parsed))
@@ -237,12 +237,13 @@ class _BatchDeleter:
         batch, self.pending = self.pending, []
         if not batch:
             return
-        if self.dry_run:
-            for _key, workspace_id, size, parsed in batch:
-                self._count_removed(workspace_id, size, parsed)
-            return
         try:
             batch, expire = self._check_jobs(batch)
+            if self.dry_run:
+                for _key, workspace_id, size, parsed in batch:
+                    self._count_removed(workspace_id, size, parsed)
+                self.summary.jobs_expired += len(expire)
+                return
             if expire:
                 self.store.expired(expire)
                 self.summary.jobs_expired += len(expire)
@@ -277,6 +278,7 @@ class _BatchDeleter:
             status, file_path = (_text(v) for v in states.get(item[0], (None, None)))
             if status in ACTIVE_STATUSES and not self.force:
                 self.summary.deferred += 1
+                self._kept(item)
                 continue
             keep.append(item)
             if status == JobStatus.COMPLETED.value and file_path == item[0]:
@@ -294,9 +296,14 @@ class _BatchDeleter:
     def _failed(self, batch: list, cause: str) -> None:
         log.warning("clean-up: %d keys not deleted: %s", len(batch), cause)
         self.summary.record_failure(sorted({ws for _k, ws, _s, _p in batch}), [k for k, *_ in batch], cause)
-        for _key, workspace_id, size, parsed in batch:
-            if parsed is None or parsed.kind == "export":
-                self.on_failed_bytes[workspace_id] = self.on_failed_bytes.get(workspace_id, 0) + size
+        for item in batch:
+            self._kept(item)
+
+    def _kept(self, item: tuple[str, str, int, ParsedKey | None]) -> None:
+        """A due export file stays (failed or deferred): it still counts toward its workspace's usage."""
+        _key, workspace_id, size, parsed = item
+        if parsed is None or parsed.kind == "export":
+            self.kept_bytes[workspace_id] = self.kept_bytes.get(workspace_id, 0) + size
 
 
 def _text(value: Any) -> str | None:
@@ -306,6 +313,11 @@ def _text(value: Any) -> str | None:
 def _workspace_of(storage: ExportStorage, key: str) -> str:
     rest = key[len(storage.workspaces_prefix()):]
     return rest.split("/", 1)[0] if "/" in rest else UNPARSED
+
+
+def _in_exports(storage: ExportStorage, key: str) -> bool:
+    """Whether a key lies in a workspace's ``exports/`` folder (what usage counts), parsed or not."""
+    return key[len(storage.workspaces_prefix()):].split("/")[1:2] == ["exports"]
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -396,6 +408,8 @@ def _sweep_objects(storage: ExportStorage, store: JobStatusStore, summary: Clean
                 summary.unparseable_count += 1
                 if len(summary.unparseable) < MAX_REPORTED_KEYS:
                     summary.unparseable.append(key)
+                if _in_exports(storage, key):
+                    summary.tally(workspace_id).live_bytes += obj["Size"]
             elif (parsed.kind == "export" and modified <= export_cutoff) or \
                     (parsed.kind == "report" and modified <= report_cutoff):
                 deleter.add(key, workspace_id, obj["Size"], parsed)
@@ -409,8 +423,8 @@ def _sweep_objects(storage: ExportStorage, store: JobStatusStore, summary: Clean
     deleter.flush()
     if current is not None and listed_all:
         counters.reconcile(current)
-    # Files that failed to go are still there and still count.
-    for workspace_id, size in deleter.on_failed_bytes.items():
+    # Files that failed to go, or wait for a run rewriting them, are still there and still count.
+    for workspace_id, size in deleter.kept_bytes.items():
         counters.add(workspace_id, size)
     return listed_all
 
