@@ -10,6 +10,7 @@ Nothing re-adds a deleted workspace: ``workspace_partitions_sensor`` adds only
 active ones, and requests for it are refused before a run is launched.
 """
 
+import os
 import time
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
@@ -22,9 +23,14 @@ from eclipse_exports.source.access import deleted_workspace_ids
 TICK_TIME_BUDGET_SECONDS = 40.0
 
 
+def purge_interval_seconds() -> int:
+    """Seconds between purge ticks: ``ECLIPSE_PURGE_INTERVAL_SECONDS``, default 60."""
+    return max(1, int(os.environ.get("ECLIPSE_PURGE_INTERVAL_SECONDS") or 60))
+
+
 @sensor(
     name="workspace_purge_sensor",
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=purge_interval_seconds(),
     default_status=DefaultSensorStatus.RUNNING,
     description="Deletes every file of a deleted workspace, expires its jobs and removes its partition.",
 )
