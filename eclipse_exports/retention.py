@@ -33,6 +33,7 @@ the pass goes on; those files stay listed, so the next pass deletes them.
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,6 +212,18 @@ def _cause(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}", known_secrets())
 
 
+Item = tuple[str, str, int, ParsedKey | None]
+"""A key due for deletion: (key, workspace id, size in bytes, parsed key or None)."""
+
+
+@dataclass
+class _BatchOutcome:
+    removed: list[Item] = field(default_factory=list)
+    failed: list[tuple[list[Item], str]] = field(default_factory=list)
+    deferred: list[Item] = field(default_factory=list)
+    expired: int = 0
+
+
 class _BatchDeleter:
     """Collects keys to delete and sends them in ``DeleteObjects`` batches of at most 1,000.
 
@@ -218,6 +231,11 @@ class _BatchDeleter:
     is writing again keeps its file (unless ``force``); a ``completed`` job whose
     ``filePath`` is the key turns ``expired`` before its file goes, so a failed
     delete leaves an ``expired`` job whose file the next pass removes.
+
+    A batch is sent from one background thread while the caller lists the
+    next page, so listing and deleting overlap; at most one batch is in
+    flight and one filling, so memory stays bounded. Outcomes are applied to
+    the summary in the caller's thread. Call :meth:`finish` at the end.
     """
 
     def __init__(self, storage: ExportStorage, store: JobStatusStore, summary: CleanupSummary,
@@ -225,67 +243,95 @@ class _BatchDeleter:
         self.storage, self.store, self.summary = storage, store, summary
         self.dry_run, self.force = dry_run, force
         self.batch_size = min(batch_size, MAX_DELETE_KEYS)
-        self.pending: list[tuple[str, str, int, ParsedKey | None]] = []
+        self.pending: list[Item] = []
         self.kept_bytes: dict[str, int] = {}
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-delete")
+        self._in_flight: Future | None = None
 
     def add(self, key: str, workspace_id: str, size: int, parsed: ParsedKey | None) -> None:
         self.pending.append((key, workspace_id, size, parsed))
         if len(self.pending) >= self.batch_size:
-            self.flush()
+            self._send()
 
-    def flush(self) -> None:
-        batch, self.pending = self.pending, []
-        if not batch:
-            return
+    def finish(self) -> None:
+        """Send what is pending and wait for every batch; the summary is complete afterwards."""
         try:
-            batch, expire = self._check_jobs(batch)
-            if self.dry_run:
-                for _key, workspace_id, size, parsed in batch:
-                    self._count_removed(workspace_id, size, parsed)
-                self.summary.jobs_expired += len(expire)
-                return
-            if expire:
+            self._send()
+            self._collect()
+        finally:
+            self._sender.shutdown(wait=True)
+
+    def _send(self) -> None:
+        batch, self.pending = self.pending, []
+        self._collect()
+        if batch:
+            self._in_flight = self._sender.submit(self._process, batch)
+
+    def _collect(self) -> None:
+        if self._in_flight is None:
+            return
+        outcome, self._in_flight = self._in_flight.result(), None
+        for item in outcome.removed:
+            self._count_removed(item)
+        for item in outcome.deferred:
+            self._kept(item)
+        self.summary.deferred += len(outcome.deferred)
+        self.summary.jobs_expired += outcome.expired
+        for items, cause in outcome.failed:
+            log.warning("clean-up: %d keys not deleted: %s", len(items), cause)
+            self.summary.record_failure(sorted({ws for _k, ws, _s, _p in items}), [k for k, *_ in items], cause)
+            for item in items:
+                self._kept(item)
+
+    def _process(self, batch: list[Item]) -> _BatchOutcome:
+        """In the sender thread: statuses, then the delete. Touches nothing shared."""
+        outcome = _BatchOutcome()
+        try:
+            batch, expire, outcome.deferred = self._check_jobs(batch)
+            if not self.dry_run and expire:
                 self.store.expired(expire)
-                self.summary.jobs_expired += len(expire)
+            outcome.expired = len(expire)
         except redis.RedisError as exc:
-            self._failed(batch, f"job statuses could not be read or updated, so nothing was deleted: {_cause(exc)}")
-            return
-        if not batch:
-            return
+            outcome.failed.append((batch, "job statuses could not be read or updated, so nothing was deleted: "
+                                          + _cause(exc)))
+            return outcome
+        if self.dry_run or not batch:
+            outcome.removed = batch
+            return outcome
         try:
             refused = dict(self.storage.delete_keys([key for key, *_ in batch]))
         except STORAGE_ERRORS as exc:
-            self._failed(batch, f"DeleteObjects failed: {_cause(exc)}")
-            return
-        for key, workspace_id, size, parsed in batch:
-            if key not in refused:
-                self._count_removed(workspace_id, size, parsed)
+            outcome.failed.append((batch, f"DeleteObjects failed: {_cause(exc)}"))
+            return outcome
+        outcome.removed = [item for item in batch if item[0] not in refused]
         if refused:
-            failed = [item for item in batch if item[0] in refused]
             causes = sorted(set(refused.values()))
-            self._failed(failed, "S3 refused: " + "; ".join(causes[:3]))
+            outcome.failed.append(([item for item in batch if item[0] in refused],
+                                   "S3 refused: " + "; ".join(causes[:3])))
+        return outcome
 
-    def _check_jobs(self, batch: list) -> tuple[list, list[str]]:
+    def _check_jobs(self, batch: list[Item]) -> tuple[list[Item], list[str], list[Item]]:
+        """(items to delete, job ids to expire, items deferred because a run of their job is active)."""
         exports = [(item, item[3].job_id) for item in batch if item[3] is not None and item[3].kind == "export"]
         if not exports:
-            return batch, []
+            return batch, [], []
         pipe = self.store.client.pipeline(transaction=False)
         for _item, job_id in exports:
             pipe.hmget(job_status_key(job_id), "status", "filePath")
         states = dict(zip((item[0] for item, _ in exports), pipe.execute(), strict=True))
-        keep, expire = [], []
+        keep, expire, deferred = [], [], []
         for item in batch:
             status, file_path = (_text(v) for v in states.get(item[0], (None, None)))
             if status in ACTIVE_STATUSES and not self.force:
-                self.summary.deferred += 1
-                self._kept(item)
+                deferred.append(item)
                 continue
             keep.append(item)
             if status == JobStatus.COMPLETED.value and file_path == item[0]:
                 expire.append(item[3].job_id)
-        return keep, expire
+        return keep, expire, deferred
 
-    def _count_removed(self, workspace_id: str, size: int, parsed: ParsedKey | None) -> None:
+    def _count_removed(self, item: Item) -> None:
+        _key, workspace_id, size, parsed = item
         tally = self.summary.tally(workspace_id)
         if parsed is not None and parsed.kind == "report":
             tally.reports += 1
@@ -293,13 +339,7 @@ class _BatchDeleter:
             tally.files += 1
         tally.bytes_removed += size
 
-    def _failed(self, batch: list, cause: str) -> None:
-        log.warning("clean-up: %d keys not deleted: %s", len(batch), cause)
-        self.summary.record_failure(sorted({ws for _k, ws, _s, _p in batch}), [k for k, *_ in batch], cause)
-        for item in batch:
-            self._kept(item)
-
-    def _kept(self, item: tuple[str, str, int, ParsedKey | None]) -> None:
+    def _kept(self, item: Item) -> None:
         """A due export file stays (failed or deferred): it still counts toward its workspace's usage."""
         _key, workspace_id, size, parsed = item
         if parsed is None or parsed.kind == "export":
@@ -420,7 +460,8 @@ def _sweep_objects(storage: ExportStorage, store: JobStatusStore, summary: Clean
     except STORAGE_ERRORS as exc:
         summary.errors.append(f"listing stopped after {summary.objects_listed:,} objects: {_cause(exc)}")
         listed_all = False
-    deleter.flush()
+    finally:
+        deleter.finish()
     if current is not None and listed_all:
         counters.reconcile(current)
     # Files that failed to go, or wait for a run rewriting them, are still there and still count.
@@ -527,10 +568,12 @@ def purge_workspace(storage: ExportStorage, client: redis.Redis, workspace_id: s
             except STORAGE_ERRORS as exc:
                 summary.record_failure([workspace_id], [upload["Key"]], f"AbortMultipartUpload failed: {_cause(exc)}")
         deleter = _BatchDeleter(storage, store, summary, dry_run=False, force=True)
-        for obj in _until(storage.iter_objects(prefix), deadline):
-            summary.objects_listed += 1
-            deleter.add(obj["Key"], workspace_id, obj["Size"], storage.parse_key(obj["Key"]))
-        deleter.flush()
+        try:
+            for obj in _until(storage.iter_objects(prefix), deadline):
+                summary.objects_listed += 1
+                deleter.add(obj["Key"], workspace_id, obj["Size"], storage.parse_key(obj["Key"]))
+        finally:
+            deleter.finish()
         finished = deadline is None or time.monotonic() < deadline
     except STORAGE_ERRORS as exc:
         summary.errors.append(f"listing {prefix} failed: {_cause(exc)}")
