@@ -365,19 +365,20 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def run_cleanup(storage: ExportStorage, client: redis.Redis, policy: RetentionPolicy,
-                as_of: datetime | None = None, dry_run: bool = False, batch_size: int = MAX_DELETE_KEYS,
-                retention_hours_for_status: int | None = None) -> CleanupSummary:
+                as_of: datetime | None = None, dry_run: bool = False,
+                batch_size: int = MAX_DELETE_KEYS) -> CleanupSummary:
     """One clean-up pass as of ``as_of`` (default now); see the module docstring.
 
     ``client`` is the Redis with job statuses, usage counters and streams.
     ``dry_run`` lists and classifies but deletes, aborts, updates and trims
-    nothing. Returns the summary; raises nothing for S3 or Redis failures
+    nothing. ``batch_size`` (at most 1,000) is the keys per ``DeleteObjects``.
+    Returns the summary; raises nothing for S3 or Redis failures
     (they are in the summary, and :attr:`CleanupSummary.ok` is false).
     """
     started = time.monotonic()
     as_of = _as_utc(as_of or datetime.now(UTC))
     summary = CleanupSummary(as_of=as_of, dry_run=dry_run)
-    store = JobStatusStore(client, retention_hours_for_status or int(policy.export_retention.total_seconds() // 3600))
+    store = JobStatusStore(client, int(policy.export_retention.total_seconds() // 3600))
     usage = WorkspaceUsage(client, storage)
     try:
         purged = {_text(w) for w in client.smembers(PURGED_WORKSPACES)}

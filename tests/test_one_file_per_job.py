@@ -92,3 +92,20 @@ def test_a_file_of_the_job_under_another_key_is_deleted_once_the_new_one_is_comp
     objects = objects_of(storage, "legacy")
     assert [o["Key"] for o in objects] == [JobStatusStore(redis_client).get("legacy")["filePath"]] != [earlier]
     assert int(redis_client.get(workspace_usage_key("ws_a"))) == objects[0]["Size"]
+
+
+def test_the_sensor_dates_the_run_by_the_pick_up_time_it_records(redis_client, redis_url, sqlite_engine):
+    from dagster import build_sensor_context
+
+    from eclipse_exports.queue.keys import REQUEST_STREAM
+    from eclipse_exports.resources import RedisResource, SourceDatabaseResource
+    from eclipse_exports.sensors import export_request_sensor
+
+    redis_client.xadd(REQUEST_STREAM, {"payload": '{"id":"dated","workspaceId":"ws_a","userId":"u_analyst",'
+                                                  '"resourceType":"alerts","format":"csv"}'})
+    with instance_for_test() as instance:
+        result = export_request_sensor(build_sensor_context(instance=instance, resources={
+            "redis": RedisResource(url=redis_url), "source_db": SourceDatabaseResource(url=str(sqlite_engine.url))}))
+    picked_up = result.run_requests[0].run_config["ops"]["alerts_export"]["config"]["picked_up_at"]
+    created = JobStatusStore(redis_client).get("dated")["createdAt"]
+    assert datetime.fromisoformat(picked_up).strftime("%Y-%m-%dT%H:%M:%SZ") == created

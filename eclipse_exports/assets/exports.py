@@ -101,7 +101,10 @@ class ExportConfig(Config):
         if self.picked_up_at:
             return datetime.fromisoformat(self.picked_up_at)
         record = instance.get_run_record_by_id(run_id)
-        return record.create_timestamp if record else None
+        if record is None:
+            return None
+        created = record.create_timestamp
+        return created if created.tzinfo else created.replace(tzinfo=UTC)  # run storage keeps naive UTC
 
     def to_request(self, resource: ResourceType, workspace_id: str, run_id: str) -> ExportRequest:
         """Validate this config as a CONTRACT request. Raises :class:`InvalidRequest`."""
