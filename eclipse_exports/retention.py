@@ -32,6 +32,7 @@ the pass goes on; those files stay listed, so the next pass deletes them.
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ STORAGE_ERRORS = (ClientError, BotoCoreError)
 UNPARSED = "(unparsed)"
 MAX_REPORTED_KEYS = 100
 MAX_REPORTED_FAILURES = 20
+# DeleteObjects requests sent at once while the listing goes on; memory holds this many batches plus one.
+BATCHES_IN_FLIGHT = 2
 # A run of the job is writing this key again (re-execution, retry): its file is not orphaned.
 ACTIVE_STATUSES = frozenset({JobStatus.QUEUED.value, JobStatus.RUNNING.value})
 
@@ -232,9 +235,9 @@ class _BatchDeleter:
     ``filePath`` is the key turns ``expired`` before its file goes, so a failed
     delete leaves an ``expired`` job whose file the next pass removes.
 
-    A batch is sent from one background thread while the caller lists the
-    next page, so listing and deleting overlap; at most one batch is in
-    flight and one filling, so memory stays bounded. Outcomes are applied to
+    Batches are sent from background threads while the caller lists the
+    next page, so listing and deleting overlap; at most ``BATCHES_IN_FLIGHT``
+    batches are in flight and one filling, so memory stays bounded. Outcomes are applied to
     the summary in the caller's thread. Call :meth:`finish` at the end.
     """
 
@@ -245,8 +248,8 @@ class _BatchDeleter:
         self.batch_size = min(batch_size, MAX_DELETE_KEYS)
         self.pending: list[Item] = []
         self.kept_bytes: dict[str, int] = {}
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-delete")
-        self._in_flight: Future | None = None
+        self._sender = ThreadPoolExecutor(max_workers=BATCHES_IN_FLIGHT, thread_name_prefix="s3-delete")
+        self._in_flight: deque[Future] = deque()
 
     def add(self, key: str, workspace_id: str, size: int, parsed: ParsedKey | None) -> None:
         self.pending.append((key, workspace_id, size, parsed))
@@ -257,20 +260,21 @@ class _BatchDeleter:
         """Send what is pending and wait for every batch; the summary is complete afterwards."""
         try:
             self._send()
-            self._collect()
+            while self._in_flight:
+                self._collect()
         finally:
             self._sender.shutdown(wait=True)
 
     def _send(self) -> None:
         batch, self.pending = self.pending, []
-        self._collect()
+        while len(self._in_flight) >= BATCHES_IN_FLIGHT:
+            self._collect()
         if batch:
-            self._in_flight = self._sender.submit(self._process, batch)
+            self._in_flight.append(self._sender.submit(self._process, batch))
 
     def _collect(self) -> None:
-        if self._in_flight is None:
-            return
-        outcome, self._in_flight = self._in_flight.result(), None
+        """Wait for the oldest batch in flight and apply its outcome."""
+        outcome = self._in_flight.popleft().result()
         for item in outcome.removed:
             self._count_removed(item)
         for item in outcome.deferred:

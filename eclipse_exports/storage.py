@@ -9,6 +9,7 @@ no request value can climb out of its workspace's prefix; :meth:`ExportStorage.p
 is the inverse, used by retention to find a file's workspace and job.
 """
 
+import functools
 import io
 import re
 import threading
@@ -19,8 +20,10 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import boto3
+import botocore.session
 from botocore.client import Config as BotoConfig
 from botocore.exceptions import ClientError
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from eclipse_exports.models import ID_RE, ResourceType
 
@@ -77,7 +80,30 @@ def make_s3_client(endpoint_url: str | None = None, region: str | None = None) -
         retries={"max_attempts": 5, "mode": "standard"},
         max_pool_connections=MAX_PARTS_IN_FLIGHT + 4,
     )
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config)
+    return _boto3_session().client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
+                                   config=config)
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser with a fast path for the ISO-8601 dates of S3 listings.
+
+    botocore's own goes through dateutil at about a millisecond a date, which
+    was half the time of listing 1,000 objects; ``fromisoformat`` takes microseconds.
+    """
+    if isinstance(value, str) and len(value) >= 20 and value[4] == "-" and value[10] == "T":
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return botocore_parse_timestamp(value)
+
+
+@functools.cache
+def _boto3_session() -> boto3.session.Session:
+    """One boto3 session per process (as ``boto3.client`` uses), with the fast timestamp parser."""
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
+    return boto3.session.Session(botocore_session=session)
 
 
 class UploadAborted(RuntimeError):
