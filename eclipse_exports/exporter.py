@@ -40,7 +40,7 @@ from eclipse_exports.delivery import DeliveryFailed, build_export_email, parse_s
 from eclipse_exports.models import ErrorCode, ExportRequest, ResourceType, iso_utc, utc_now
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.reports import write_report
-from eclipse_exports.source.access import check_access
+from eclipse_exports.source.access import check_access, check_workspace
 from eclipse_exports.source.queries import count_query, export_query
 from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
 from eclipse_exports.storage import ExportStorage, MultipartUpload
@@ -126,9 +126,10 @@ def run_export(
     the request has no ``createdAt`` (the run's start when neither is given).
     ``on_progress(rows_written, total_rows)`` is called after every batch.
     ``check_user_access=False`` skips the membership check (operator
-    materializations with no requesting user). Raises :class:`ExportFailed`
-    (access, ``too_large``, ``quota_exceeded``) and lets other errors through;
-    a failed upload is aborted so no parts remain.
+    materializations with no requesting user); the workspace must still be
+    ``active``, so nothing is exported from an archived or purged workspace.
+    Raises :class:`ExportFailed` (access, ``too_large``, ``quota_exceeded``)
+    and lets other errors through; a failed upload is aborted so no parts remain.
     """
     resource = ResourceType(request.resource_type)
     started_at = utc_now()
@@ -139,10 +140,10 @@ def run_export(
 
     recipient = None
     with engine.connect() as conn:
-        if check_user_access:
-            denied = check_access(conn, request.workspace_id, request.user_id, resource)
-            if denied is not None:
-                raise ExportFailed(denied.code, denied.message)
+        denied = check_access(conn, request.workspace_id, request.user_id, resource) if check_user_access \
+            else check_workspace(conn, request.workspace_id)
+        if denied is not None:
+            raise ExportFailed(denied.code, denied.message)
         if request.delivery == "email":
             recipient = recipient_for(conn, request.workspace_id, request.user_id)
     if request.delivery == "email":

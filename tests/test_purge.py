@@ -85,3 +85,24 @@ def test_the_sensor_purges_deleted_workspaces_removes_their_partition_and_spares
     assert arch <= all_keys(storage)
     run_cleanup(storage, redis_client, RetentionPolicy(), datetime.now(UTC) + timedelta(hours=73))
     assert not arch & all_keys(storage)
+
+
+def test_an_operator_materialization_of_a_deleted_workspace_writes_nothing(storage, redis_client, redis_url,
+                                                                           sqlite_engine, s3_endpoint):
+    from dagster import DagsterInstance, materialize
+
+    from eclipse_exports.assets import EXPORT_ASSETS
+
+    resources = {"source_db": SourceDatabaseResource(url=str(sqlite_engine.url)),
+                 "redis": RedisResource(url=redis_url),
+                 "storage": ExportStorageResource(bucket=storage.bucket, prefix="tenant-files",
+                                                  endpoint_url=s3_endpoint),
+                 "limits": ExportLimitsResource()}
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("workspaces", ["ws_del"])
+        result = materialize([EXPORT_ASSETS[0]], partition_key="ws_del", instance=instance, resources=resources,
+                             raise_on_error=False)
+    assert not result.success
+    status_of_run = status(redis_client, f"dagster-{result.run_id}")
+    assert (status_of_run["status"], status_of_run["errorCode"]) == ("failed", "workspace_inactive")
+    assert all_keys(storage) == set()
