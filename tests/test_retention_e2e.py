@@ -227,10 +227,11 @@ def test_a_deleted_workspace_is_purged_and_the_ui_still_loads(live):
     assert status(live, "e2e-globex")["status"] == "expired"
     assert redis_client.sismember("eclipse:exports:purged-workspaces", "ws_globex")
 
-    # The purged asset, and the workspace x week report where it exists (upstream issue 33910).
+    # Every export asset, and the workspace x week report where it exists (upstream issue 33910).
     assets = [a for a in ("alerts_export", "executive_report")
               if graphql(live, ASSET_EXISTS, {"path": [a]})["assetNodeOrError"]["__typename"] == "AssetNode"]
     pages = [p for a in assets for p in (f"/assets/{a}", f"/assets/{a}?view=partitions")]
+    pages += [f"/assets/{a}_export?view=partitions" for a in ("infringements", "actions", "report")]
     errors, checked = graphql_errors_on_pages(live, [*pages, "/overview/backfills", f"/runs/b/{backfill_id}"])
     assert errors == [] and checked >= len(pages)
     # Whatever the daemon made of the backfill meanwhile, nothing came back under the purged prefix.
