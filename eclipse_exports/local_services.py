@@ -149,9 +149,16 @@ def start_seaweedfs(data_dir: Path, bucket: str, access_key: str, secret_key: st
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    ports = [f"-{flag}={free_port()}" for flag in SEAWEEDFS_PORT_FLAGS] + ["-s3.port.iceberg=0",
-                                                                           "-s3.port.lance=0"] \
-        if private_ports else []
+    ports = []
+    if private_ports:
+        taken = {s3_port}
+        for flag in SEAWEEDFS_PORT_FLAGS:
+            port = free_port()
+            while port in taken:  # the kernel may offer a port it just offered again
+                port = free_port()
+            taken.add(port)
+            ports.append(f"-{flag}={port}")
+        ports += ["-s3.port.iceberg=0", "-s3.port.lance=0"]
     proc = subprocess.Popen(
         [weed_binary(), "mini", f"-dir={data_dir}", f"-bucket={bucket}", f"-s3.port={s3_port}",
          "-admin.ui=false", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *ports],
