@@ -106,3 +106,32 @@ def test_an_operator_materialization_of_a_deleted_workspace_writes_nothing(stora
     status_of_run = status(redis_client, f"dagster-{result.run_id}")
     assert (status_of_run["status"], status_of_run["errorCode"]) == ("failed", "workspace_inactive")
     assert all_keys(storage) == set()
+
+
+def test_a_partition_an_unfinished_backfill_targets_stays_until_it_ends(storage, redis_client, redis_url,
+                                                                         sqlite_engine, s3_endpoint, files):
+    import time as clock
+
+    from dagster import AssetKey
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    from eclipse_exports.definitions import defs
+
+    resources = {"source_db": SourceDatabaseResource(url=str(sqlite_engine.url)),
+                 "redis": RedisResource(url=redis_url),
+                 "storage": ExportStorageResource(bucket=storage.bucket, prefix="tenant-files",
+                                                  endpoint_url=s3_endpoint),
+                 "limits": ExportLimitsResource()}
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("workspaces", ["ws_a", "ws_del"])
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id="bf1", asset_graph=defs.resolve_asset_graph(), partition_names=["ws_a", "ws_del"],
+            asset_selection=[AssetKey("alerts_export")], backfill_timestamp=clock.time(), tags={},
+            dynamic_partitions_store=instance, all_partitions=False, title=None, description=None, run_config=None)
+        instance.add_backfill(backfill)
+        waiting = workspace_purge_sensor(build_sensor_context(instance=instance, resources=resources))
+        assert isinstance(waiting, SkipReason)
+        assert not [k for k in all_keys(storage) if k.startswith(storage.workspace_prefix("ws_del"))]  # at once
+        instance.update_backfill(backfill.with_status(BulkActionStatus.COMPLETED_SUCCESS))
+        done = workspace_purge_sensor(build_sensor_context(instance=instance, resources=resources))
+        assert list(done.dynamic_partitions_requests[0].partition_keys) == ["ws_del"]

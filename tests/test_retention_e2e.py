@@ -163,11 +163,33 @@ def test_a_worker_killed_mid_upload_leaves_no_upload_and_a_readable_failure(live
     assert [o["Key"] for o in storage.iter_objects("") if "e2e-killed" in o["Key"]] == []
 
 
-BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
-  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 ASSET_EXISTS = "query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { __typename } }"
-BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-  __typename ... on PartitionBackfill { status } ... on PythonError { message } } }"""
+
+
+def add_finished_backfill(live, partitions: list[str]) -> str:
+    """Store a completed asset backfill of alerts_export over ``partitions``, as the daemon leaves one."""
+    from dagster import AssetKey
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    from eclipse_exports.definitions import defs
+
+    with DagsterInstance.from_config(str(live["home"])) as instance:
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id="e2ebackfill", asset_graph=defs.resolve_asset_graph(), partition_names=partitions,
+            asset_selection=[AssetKey("alerts_export")], backfill_timestamp=time.time(), tags={},
+            dynamic_partitions_store=instance, all_partitions=False, title=None, description=None, run_config=None)
+        instance.add_backfill(backfill.with_status(BulkActionStatus.COMPLETED_SUCCESS))
+    return backfill.backfill_id
+
+
+def python_errors(data) -> list[str]:
+    """The messages of every ``PythonError`` object inside a GraphQL answer's data."""
+    if isinstance(data, dict):
+        own = [str(data.get("message"))] if data.get("__typename") == "PythonError" else []
+        return own + [m for value in data.values() for m in python_errors(value)]
+    if isinstance(data, list):
+        return [m for value in data for m in python_errors(value)]
+    return []
 
 
 def graphql_errors_on_pages(live, paths: list[str]) -> tuple[list[str], int]:
@@ -187,8 +209,7 @@ def graphql_errors_on_pages(live, paths: list[str]) -> tuple[list[str], int]:
         else:
             checked[0] += 1
             errors.extend(f"{operation}: {err.get('message')}" for err in body.get("errors") or [])
-            if '"PythonError"' in json.dumps(body.get("data")):
-                errors.append(f"{operation}: PythonError in data")
+            errors.extend(f"{operation}: {message}" for message in python_errors(body.get("data")))
         route.fulfill(response=response)
 
     with sync_playwright() as pw:
@@ -205,33 +226,33 @@ def graphql_errors_on_pages(live, paths: list[str]) -> tuple[list[str], int]:
 def test_a_deleted_workspace_is_purged_and_the_ui_still_loads(live):
     storage, redis_client = live["storage"], live["redis"]
     request_export(live, "e2e-globex", "ws_globex", "usr_globex_admin")
-    request_export(live, "e2e-initech", "ws_initech", "usr_initech_owner")
-    for job_id in ("e2e-globex", "e2e-initech"):
-        wait_for(lambda j=job_id: status(live, j).get("status") == "completed", 180, f"{job_id} to complete")
-    # A backfill over both partitions, left to the daemon: its page must load after one partition is gone.
-    launched = graphql(live, BACKFILL, {"params": {"partitionNames": ["ws_globex", "ws_initech"],
-                                                   "assetSelection": [{"path": ["alerts_export"]}]}})
-    backfill_id = launched["launchPartitionBackfill"]["backfillId"]
+    neighbour = storage.export_key("ws_initech", "alerts", "e2e-neighbour", "csv", datetime.now(UTC))
+    storage.client.put_object(Bucket=BUCKET, Key=neighbour, Body=b"id\n")
+    wait_for(lambda: status(live, "e2e-globex").get("status") == "completed", 180, "e2e-globex to complete")
+    # A finished backfill over both partitions (the daemon's 30 s iterations are too slow for a test; a backfill
+    # still running keeps the partition, see tests/test_purge.py): its page must load once one partition is gone.
+    backfill_id = add_finished_backfill(live, ["ws_globex", "ws_initech"])
     globex_prefix = storage.workspace_prefix("ws_globex")
     others = {o["Key"] for o in storage.iter_objects("") if not o["Key"].startswith(globex_prefix)}
     assert any("/ws_initech/" in k for k in others) and list(storage.iter_objects(globex_prefix))
 
     with sqlite3.connect(live["source"]) as db:
         db.execute("UPDATE workspaces SET status = 'deleted' WHERE id = 'ws_globex'")
+    wait_for(lambda: redis_client.sismember("eclipse:exports:purged-workspaces", "ws_globex"), 120, "the purge")
+    assert list(storage.iter_objects(globex_prefix)) == []
+    assert {o["Key"] for o in storage.iter_objects("")} >= others
+    assert status(live, "e2e-globex")["status"] == "expired"
     with DagsterInstance.from_config(str(live["home"])) as instance:
         wait_for(lambda: "ws_globex" not in instance.get_dynamic_partitions("workspaces"), 120,
                  "the partition to go")
         assert {"ws_acme", "ws_initech"} <= set(instance.get_dynamic_partitions("workspaces"))
-    assert list(storage.iter_objects(globex_prefix)) == []
-    assert {o["Key"] for o in storage.iter_objects("")} >= others
-    assert status(live, "e2e-globex")["status"] == "expired"
-    assert redis_client.sismember("eclipse:exports:purged-workspaces", "ws_globex")
 
-    # Every export asset, and the workspace x week report where it exists (upstream issue 33910).
+    # The export asset with the purged partition's history, one without, and the workspace x week report
+    # where it exists (upstream issue 33910).
     assets = [a for a in ("alerts_export", "executive_report")
               if graphql(live, ASSET_EXISTS, {"path": [a]})["assetNodeOrError"]["__typename"] == "AssetNode"]
     pages = [p for a in assets for p in (f"/assets/{a}", f"/assets/{a}?view=partitions")]
-    pages += [f"/assets/{a}_export?view=partitions" for a in ("infringements", "actions", "report")]
+    pages.append("/assets/actions_export?view=partitions")  # one never materialized for the purged workspace
     errors, checked = graphql_errors_on_pages(live, [*pages, "/overview/backfills", f"/runs/b/{backfill_id}"])
     assert errors == [] and checked >= len(pages)
     # Whatever the daemon made of the backfill meanwhile, nothing came back under the purged prefix.
