@@ -19,6 +19,15 @@ STAMP = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
+def resources(storage, redis_url, sqlite_engine, s3_endpoint):
+    """The purge sensor's resources on the test services (the hand-made dataset as the source database)."""
+    return {"source_db": SourceDatabaseResource(url=str(sqlite_engine.url)),
+            "redis": RedisResource(url=redis_url),
+            "storage": ExportStorageResource(bucket=storage.bucket, prefix="tenant-files", endpoint_url=s3_endpoint),
+            "limits": ExportLimitsResource()}
+
+
+@pytest.fixture
 def files(storage, redis_client):
     """Exports, a report, an odd key and an upload in ws_del; exports in ws_a and ws_arch; a foreign key."""
     def exports(ws, n):
@@ -56,13 +65,8 @@ def test_purge_removes_everything_under_the_workspace_prefix_and_nothing_else(st
 
 
 def test_the_sensor_purges_deleted_workspaces_removes_their_partition_and_spares_archived_ones(
-        storage, redis_client, redis_url, sqlite_engine, s3_endpoint, files):
+        storage, redis_client, resources, files):
     doomed, kept = files
-    resources = {"source_db": SourceDatabaseResource(url=str(sqlite_engine.url)),
-                 "redis": RedisResource(url=redis_url),
-                 "storage": ExportStorageResource(bucket=storage.bucket, prefix="tenant-files",
-                                                  endpoint_url=s3_endpoint),
-                 "limits": ExportLimitsResource()}
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("workspaces", ["ws_a", "ws_arch", "ws_del"])
         result = workspace_purge_sensor(build_sensor_context(instance=instance, resources=resources))
@@ -87,17 +91,11 @@ def test_the_sensor_purges_deleted_workspaces_removes_their_partition_and_spares
     assert not arch & all_keys(storage)
 
 
-def test_an_operator_materialization_of_a_deleted_workspace_writes_nothing(storage, redis_client, redis_url,
-                                                                           sqlite_engine, s3_endpoint):
+def test_an_operator_materialization_of_a_deleted_workspace_writes_nothing(storage, redis_client, resources):
     from dagster import DagsterInstance, materialize
 
     from eclipse_exports.assets import EXPORT_ASSETS
 
-    resources = {"source_db": SourceDatabaseResource(url=str(sqlite_engine.url)),
-                 "redis": RedisResource(url=redis_url),
-                 "storage": ExportStorageResource(bucket=storage.bucket, prefix="tenant-files",
-                                                  endpoint_url=s3_endpoint),
-                 "limits": ExportLimitsResource()}
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("workspaces", ["ws_del"])
         result = materialize([EXPORT_ASSETS[0]], partition_key="ws_del", instance=instance, resources=resources,
@@ -108,8 +106,7 @@ def test_an_operator_materialization_of_a_deleted_workspace_writes_nothing(stora
     assert all_keys(storage) == set()
 
 
-def test_a_partition_an_unfinished_backfill_targets_stays_until_it_ends(storage, redis_client, redis_url,
-                                                                         sqlite_engine, s3_endpoint, files):
+def test_a_partition_an_unfinished_backfill_targets_stays_until_it_ends(storage, resources, files):
     import time as clock
 
     from dagster import AssetKey
@@ -117,11 +114,6 @@ def test_a_partition_an_unfinished_backfill_targets_stays_until_it_ends(storage,
 
     from eclipse_exports.definitions import defs
 
-    resources = {"source_db": SourceDatabaseResource(url=str(sqlite_engine.url)),
-                 "redis": RedisResource(url=redis_url),
-                 "storage": ExportStorageResource(bucket=storage.bucket, prefix="tenant-files",
-                                                  endpoint_url=s3_endpoint),
-                 "limits": ExportLimitsResource()}
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("workspaces", ["ws_a", "ws_del"])
         backfill = PartitionBackfill.from_asset_partitions(
