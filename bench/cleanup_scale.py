@@ -1,6 +1,6 @@
 """Retention clean-up at scale: objects deleted per second and peak memory, at 10,000 and 100,000 objects.
 
-    .venv/bin/python bench/cleanup_scale.py [--sizes 10000,100000] [--workspaces 100]
+    .venv/bin/python bench/cleanup_scale.py [--sizes 10000,100000] [--workspaces 100] [--in-flight 2]
 
 Starts its own Redis and SeaweedFS (every SeaweedFS port on a free one) in a
 temporary folder. For each size it fills a fresh bucket with that many export
@@ -11,7 +11,8 @@ as of split + the retention, so exactly the old half is due. It checks that
 exactly the new half survives and prints, per size: objects listed and
 deleted, seconds, objects deleted per second, and the child's peak RSS
 (VmHWM). Target: at least 2,000 objects deleted per second, and the same
-peak RSS at every size.
+peak RSS at every size. ``--in-flight`` overrides how many ``DeleteObjects``
+batches the pass keeps in flight (``retention.BATCHES_IN_FLIGHT``).
 """
 
 import argparse
@@ -80,9 +81,12 @@ def child(env: dict) -> dict:
     """One clean-up pass in this process; returns what it did."""
     import redis
 
+    from eclipse_exports import retention
     from eclipse_exports.retention import RetentionPolicy, run_cleanup
     from eclipse_exports.storage import ExportStorage, make_s3_client
 
+    if env.get("in_flight"):
+        retention.BATCHES_IN_FLIGHT = env["in_flight"]
     storage = ExportStorage(make_s3_client(env["endpoint"]), env["bucket"])
     summary = run_cleanup(storage, redis.Redis.from_url(env["redis_url"]),
                           RetentionPolicy(export_retention=timedelta(hours=RETENTION_HOURS)),
@@ -103,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated object counts")
     parser.add_argument("--workspaces", type=int, default=100)
+    parser.add_argument("--in-flight", type=int, default=0, help="DeleteObjects batches in flight (0: the default)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -144,7 +149,8 @@ def main() -> None:
                 print(f"{size:,} objects in {args.workspaces} workspaces written in "
                       f"{time.monotonic() - started:.0f}s", flush=True)
                 result = run_child({"endpoint": s3.url, "bucket": bucket, "redis_url": redis_service.url,
-                                    "as_of": (split + timedelta(hours=RETENTION_HOURS)).isoformat()})
+                                    "as_of": (split + timedelta(hours=RETENTION_HOURS)).isoformat(),
+                                    "in_flight": args.in_flight})
                 survivors = {o["Key"] for o in ExportStorage(client, bucket).iter_objects("")}
                 result["exact"] = survivors == {k for _w, _j, k in new} and result["deleted"] == len(old)
                 results.append((size, result))
