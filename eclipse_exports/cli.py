@@ -2,13 +2,16 @@
 
 Commands: ``demo-data``, ``request``, ``status``, ``url``, ``jobs``, ``retry``,
 ``report-backfill`` (executive reports for workspaces × weeks, through the
-running webserver) and ``dev`` (start the local services and Dagster). Every command but ``dev``
-and ``demo-data`` first reads the env file the running ``dev`` wrote
-(``$ECLIPSE_DATA_DIR/env.sh``, default ``./.local/env.sh``) for the settings
-the shell does not set itself, so a second shell in the project folder needs
-no setup. Errors go to stderr with exit status 2 (1 is kept for "the job
-failed, was rejected or expired" from ``status``), and name the service and
-the cause: Redis or S3 unreachable, or their credentials missing or refused.
+running webserver), ``cleanup`` (the retention pass, without Dagster),
+``usage`` (a workspace's bytes against its quota) and ``dev`` (start the local
+services and Dagster). Every command but ``dev`` and ``demo-data`` first reads
+the env file the running ``dev`` wrote (``$ECLIPSE_DATA_DIR/env.sh``, default
+``./.local/env.sh``) for the settings the shell does not set itself, so a
+second shell in the project folder needs no setup. Errors go to stderr with
+exit status 2 (1 is kept for "the job failed, was rejected or expired" from
+``status`` and "something could not be cleaned" from ``cleanup``), and name the
+service and the cause: Redis or S3 unreachable, or their credentials missing
+or refused.
 """
 
 import json
@@ -52,10 +55,12 @@ from eclipse_exports.partitions import FIRST_REPORT_WEEK
 from eclipse_exports.queue.producer import enqueue_request
 from eclipse_exports.queue.status import TERMINAL_STATUSES, JobStatusStore
 from eclipse_exports.reports.weekly import ReportWeek
+from eclipse_exports.retention import RetentionPolicy, run_cleanup
 from eclipse_exports.source.access import active_workspace_ids, workspace_status
 from eclipse_exports.source.demo_data import SCALES, load_demo_data
 from eclipse_exports.source.engine import source_engine
 from eclipse_exports.storage import ExportStorage, make_s3_client
+from eclipse_exports.usage import QuotaPolicy, WorkspaceUsage
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_ACCESS_KEY, DEV_SECRET_KEY = "eclipse-dev", "eclipse-dev-secret"
@@ -543,6 +548,57 @@ def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple
     click.echo(f"backfill {outcome['backfillId']}: {dagster_url.rstrip('/')}/runs/b/{outcome['backfillId']}",
                err=True)
     click.echo(outcome["backfillId"])
+def _parse_as_of(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not ISO-8601 (e.g. 2026-12-01T09:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@main.command("cleanup")
+@click.option("--as-of", "as_of", callback=_parse_as_of,
+              help="Judge ages as of this ISO-8601 moment (default now; without offset: UTC).")
+@click.option("--dry-run", is_flag=True, help="List and count what is due; delete nothing.")
+def cleanup_cmd(as_of: datetime | None, dry_run: bool) -> None:
+    """Run the retention clean-up now (what export_cleanup_schedule runs) and print its summary.
+
+    Exits 1 when any deletion, abort or update failed (the next run retries it).
+
+    \b
+    Examples:
+      eclipse-exports cleanup --dry-run
+      eclipse-exports cleanup --as-of 2026-12-01T09:00:00Z
+    """
+    settings = _settings()
+    with _service_errors(settings):
+        summary = run_cleanup(_storage(settings), _store(settings).client, RetentionPolicy.from_settings(settings),
+                              as_of, dry_run)
+    click.echo(redact(summary.render()))
+    if not summary.ok:
+        sys.exit(1)
+
+
+@main.command("usage")
+@click.option("--workspace", required=True, help="Workspace id, e.g. ws_acme.")
+def usage_cmd(workspace: str) -> None:
+    """Print a workspace's export bytes (incomplete uploads included) against its quota.
+
+    \b
+    Example:
+      eclipse-exports usage --workspace ws_acme
+    """
+    settings = _settings()
+    if not ID_RE.fullmatch(workspace):
+        _fail(f"workspace id {workspace!r} does not match the CONTRACT id pattern {ID_RE.pattern}")
+    quota = QuotaPolicy(settings.workspace_quota_bytes, settings.workspace_quota_overrides).quota_for(workspace)
+    with _service_errors(settings):
+        used = WorkspaceUsage(_store(settings).client, _storage(settings)).bytes_used(workspace)
+    share = used * 100 / quota
+    click.echo(f"{workspace}: {used:,} of {quota:,} bytes ({share:.1f} %)"
+               + ("  OVER QUOTA: new exports are refused" if used >= quota else ""))
 
 
 def _ensure_redis(settings: Settings, redis_port: int | None, services: list[Service], ports: dict[str, int]) -> str:

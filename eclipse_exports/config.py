@@ -13,6 +13,8 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from eclipse_exports.models import ID_RE
+
 
 class Settings(BaseModel):
     """Resolved configuration of one deployment.
@@ -33,6 +35,8 @@ class Settings(BaseModel):
     download_url_ttl_seconds: int = Field(3600, gt=0)
     max_export_rows: int = Field(10_000_000, gt=0)
     workspace_quota_bytes: int = Field(5_368_709_120, gt=0)
+    workspace_quota_overrides: dict[str, int] = Field(default_factory=dict,
+                                                      description="workspace id -> quota in bytes")
     smtp_url: str | None = None
     report_retention_days: int = Field(90, gt=0)
     reports_per_run: int = Field(20, gt=0, le=500, description="Executive reports one Dagster run renders.")
@@ -43,7 +47,7 @@ class Settings(BaseModel):
 
         ``ECLIPSE_DATA_DIR`` (default ``./.local``) locates the default SQLite
         file. Raises ``pydantic.ValidationError`` for a non-numeric or
-        non-positive number.
+        non-positive number, ``ValueError`` for a malformed ``ECLIPSE_WORKSPACE_QUOTA_OVERRIDES``.
         """
         env = os.environ if env is None else env
         data_dir = Path(env.get("ECLIPSE_DATA_DIR") or Path.cwd() / ".local").resolve()
@@ -58,10 +62,34 @@ class Settings(BaseModel):
             download_url_ttl_seconds=env.get("ECLIPSE_DOWNLOAD_URL_TTL_SECONDS") or 3600,
             max_export_rows=env.get("ECLIPSE_MAX_EXPORT_ROWS") or 10_000_000,
             workspace_quota_bytes=env.get("ECLIPSE_WORKSPACE_QUOTA_BYTES") or 5_368_709_120,
+            workspace_quota_overrides=parse_quota_overrides(env.get("ECLIPSE_WORKSPACE_QUOTA_OVERRIDES") or ""),
             smtp_url=env.get("ECLIPSE_SMTP_URL") or None,
             report_retention_days=env.get("ECLIPSE_REPORT_RETENTION_DAYS") or 90,
             reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
         )
+
+
+def parse_quota_overrides(text: str) -> dict[str, int]:
+    """Parse ``ws_a=10737418240,ws_b=1_073_741_824`` into ``{workspace id: bytes}``.
+
+    Empty text gives ``{}``. Raises ``ValueError`` naming the bad entry for a
+    malformed pair, an id outside the CONTRACT pattern or a non-positive size.
+    """
+    overrides: dict[str, int] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        workspace_id, sep, size = (p.strip() for p in entry.partition("="))
+        if not sep or not ID_RE.fullmatch(workspace_id):
+            raise ValueError(f"quota override {entry!r} is not 'workspaceId=bytes'")
+        try:
+            quota = int(size)
+        except ValueError:
+            raise ValueError(f"quota override {entry!r}: {size!r} is not a whole number of bytes") from None
+        if quota <= 0:
+            raise ValueError(f"quota override {entry!r}: the quota must be positive")
+        overrides[workspace_id] = quota
+    return overrides
 
 
 # Up to the last '@' of the URL: passwords may hold '/', '@' and most else (drivers split on the last '@').

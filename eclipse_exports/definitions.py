@@ -3,16 +3,21 @@
 from dagster import Definitions, in_process_executor
 
 from eclipse_exports.assets import EXPORT_ASSETS, executive_report
-from eclipse_exports.jobs import EXPORT_JOBS, executive_report_job
+from eclipse_exports.jobs import EXPORT_JOBS, executive_report_job, export_cleanup_job
 from eclipse_exports.resources import default_resources
-from eclipse_exports.schedules import executive_report_schedule
-from eclipse_exports.sensors import export_request_sensor, export_run_failure_sensor, workspace_partitions_sensor
+from eclipse_exports.schedules import executive_report_schedule, export_cleanup_schedule
+from eclipse_exports.sensors import (
+    export_request_sensor,
+    export_run_failure_sensor,
+    workspace_partitions_sensor,
+    workspace_purge_sensor,
+)
 
 defs = Definitions(
     assets=[*EXPORT_ASSETS, executive_report],
-    jobs=[*EXPORT_JOBS.values(), executive_report_job],
-    schedules=[executive_report_schedule],
-    sensors=[export_request_sensor, export_run_failure_sensor, workspace_partitions_sensor],
+    jobs=[*EXPORT_JOBS.values(), executive_report_job, export_cleanup_job],
+    schedules=[executive_report_schedule, export_cleanup_schedule],
+    sensors=[export_request_sensor, export_run_failure_sensor, workspace_partitions_sensor, workspace_purge_sensor],
     resources=default_resources(),
     executor=in_process_executor,
 )

@@ -5,7 +5,8 @@
 1. status ``running`` (with the Dagster run id);
 2. inside one read-only snapshot: re-check access, count the matching rows,
    refuse more than ``max_export_rows`` (``too_large``, before anything is
-   written) and a workspace over its quota (``quota_exceeded``);
+   written) and a workspace over its quota (``quota_exceeded``; usage is the
+   workspace's Redis counter, ``usage.py``, not a listing);
 3. stream rows batch by batch through the format writer (and gzip) into an
    S3 multipart upload, reporting progress after every batch and keeping the
    first rows as a preview — or, for a ``report``, render the workspace's
@@ -18,13 +19,21 @@
    ``delivery: "email"``, mail the link to the requesting user's own address
    from the source database (checked before exporting, sent after).
 
+One job has at most one file: the key's timestamp is the request's
+``createdAt``, else its pick-up time (``key_time``), so a re-executed or
+retried run writes the same key and replaces the file; a different earlier
+file of the job is deleted once the new one is complete. The file carries
+the job id, workspace and resource as S3 user metadata. The usage counter
+follows every part stored, and forgets replaced and removed files.
+
 Errors the user can act on raise :class:`ExportFailed` with a CONTRACT error
-code; anything else propagates (the caller marks the job ``failed``).
+code; anything else propagates (the caller marks the job ``failed``). A file
+that was written but could not be delivered (email failure) is deleted.
 """
 
 import gzip
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -36,10 +45,11 @@ from eclipse_exports.delivery import DeliveryFailed, build_export_email, parse_s
 from eclipse_exports.models import ErrorCode, ExportFormat, ExportRequest, ResourceType, iso_utc, utc_now
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.reports import write_report
-from eclipse_exports.source.access import check_access
+from eclipse_exports.source.access import check_access, check_workspace
 from eclipse_exports.source.queries import count_query, export_query
 from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
-from eclipse_exports.storage import ExportStorage
+from eclipse_exports.storage import ExportStorage, MultipartUpload
+from eclipse_exports.usage import QuotaPolicy, WorkspaceUsage
 from eclipse_exports.verification import ExpectedFile, FileVerification, verify_export_file
 from eclipse_exports.writers import content_type, format_timestamps, open_writer
 
@@ -75,13 +85,22 @@ class FileVerificationFailed(ExportFailed):
 
 @dataclass(frozen=True)
 class ExportLimits:
-    """Deployment limits (CONTRACT section 5): rows per export, bytes per workspace, file lifetime."""
+    """Deployment limits (CONTRACT section 5): rows per export, bytes per workspace, file lifetime.
+
+    ``workspace_quota_overrides`` maps workspace ids to their own quota in bytes.
+    """
 
     max_export_rows: int = 10_000_000
     workspace_quota_bytes: int = 5_368_709_120
     retention_hours: int = 72
     download_url_ttl_seconds: int = 3600
     smtp_url: str | None = None
+    workspace_quota_overrides: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def quota(self) -> QuotaPolicy:
+        """The workspace quotas."""
+        return QuotaPolicy(self.workspace_quota_bytes, self.workspace_quota_overrides)
 
 
 @dataclass(frozen=True)
@@ -160,27 +179,34 @@ def run_export(
     check_user_access: bool = True,
     on_progress: ProgressCallback | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    key_time: datetime | None = None,
 ) -> ExportResult:
     """Export ``request``'s rows to S3 and record the outcome in its status hash.
 
+    ``key_time`` is the request's pick-up time, used for the object key when
+    the request has no ``createdAt`` (the run's start when neither is given).
     ``on_progress(rows_written, total_rows)`` is called after every batch.
     ``check_user_access=False`` skips the membership check (operator
-    materializations with no requesting user). Raises :class:`ExportFailed`
-    (access, ``too_large``, ``quota_exceeded``; :class:`FileVerificationFailed`
-    when the stored file is not what was written) and lets other errors
-    through; a failed upload is aborted so no parts remain.
+    materializations with no requesting user); the workspace must still be
+    ``active``, so nothing is exported from an archived or purged workspace.
+    Raises :class:`ExportFailed` (access, ``too_large``, ``quota_exceeded``;
+    :class:`FileVerificationFailed` when the stored file is not what was
+    written) and lets other errors through; a failed upload is aborted so no
+    parts remain.
     """
     resource = ResourceType(request.resource_type)
     started_at = utc_now()
     clock = time.monotonic()
+    previous_file = status.get(request.id).get("filePath")
     status.running(request, run_id, started_at)
+    job_file = _JobFile(request, storage, WorkspaceUsage(status.client, storage), key_time or started_at)
 
     recipient = None
     with engine.connect() as conn:
-        if check_user_access:
-            denied = check_access(conn, request.workspace_id, request.user_id, resource)
-            if denied is not None:
-                raise ExportFailed(denied.code, denied.message)
+        denied = check_access(conn, request.workspace_id, request.user_id, resource) if check_user_access \
+            else check_workspace(conn, request.workspace_id)
+        if denied is not None:
+            raise ExportFailed(denied.code, denied.message)
         if request.delivery == "email":
             recipient = recipient_for(conn, request.workspace_id, request.user_id)
     if request.delivery == "email":
@@ -192,9 +218,10 @@ def run_export(
                                f"user '{request.user_id}' has no email address in workspace '{request.workspace_id}'")
 
     if resource is ResourceType.REPORT:
-        written = _write_report(request, engine, storage, limits, started_at)
+        written = _write_report(request, engine, job_file, limits, started_at)
     else:
-        written = _write_rows(request, engine, storage, status, limits, started_at, on_progress, batch_rows)
+        written = _write_rows(request, engine, job_file, status, limits, on_progress, batch_rows)
+    job_file.drop_earlier(previous_file)
     key, filename = written.key, written.key.rsplit("/", 1)[-1]
     verification = verify_export_file(storage, ExpectedFile(
         key=key, format=request.format, compressed=request.options.compression == "gzip",
@@ -218,7 +245,9 @@ def run_export(
         try:
             send_email(parse_smtp_url(limits.smtp_url or ""), message)
         except DeliveryFailed as exc:
-            raise ExportFailed(ErrorCode.EXPORT_FAILED, f"the file was exported but the email failed: {exc}") from None
+            job_file.remove()
+            raise ExportFailed(ErrorCode.EXPORT_FAILED,
+                               f"the file was exported but the email failed, so it was removed: {exc}") from None
     status.completed(
         request.id,
         {
@@ -234,9 +263,60 @@ def run_export(
     return replace(result, download_url=url, expires_at=expires_at, duration_seconds=time.monotonic() - clock)
 
 
-def _write_rows(request: ExportRequest, engine: Engine, storage: ExportStorage, status: JobStatusStore,
-                limits: ExportLimits, started_at: datetime, on_progress: ProgressCallback | None,
-                batch_rows: int) -> WrittenFile:
+def job_file_key(storage: ExportStorage, request: ExportRequest, key_time: datetime) -> str:
+    """The object key of the request's one file: dated by its ``createdAt``, else by ``key_time``
+    (its pick-up time), so every run of the job writes the same key."""
+    return storage.export_key(request.workspace_id, request.resource_type, request.id, request.extension,
+                              request.created_at_utc or key_time)
+
+
+class _JobFile:
+    """The one object of a job: its key, its upload (metadata, usage counting) and replacing what was there."""
+
+    def __init__(self, request: ExportRequest, storage: ExportStorage, usage: WorkspaceUsage,
+                 key_time: datetime) -> None:
+        self.request, self.storage, self.usage = request, storage, usage
+        self.workspace_id = request.workspace_id
+        self.key = job_file_key(storage, request, key_time)
+        self.replaced_bytes = 0
+
+    def upload_options(self) -> dict:
+        """``metadata`` and ``on_stored`` for the job's upload; an object already at the key (an earlier
+        run of the job) is measured first, as it will be replaced."""
+        self.replaced_bytes = self.storage.object_size(self.key) or 0
+        return {"metadata": self.storage.export_metadata(self.workspace_id, self.request.resource_type,
+                                                         self.request.id),
+                "on_stored": self.usage.recorder(self.workspace_id)}
+
+    def open(self, content_type: str) -> MultipartUpload:
+        """The upload stream of the job's file (see :meth:`upload_options`)."""
+        return self.storage.open_upload(self.key, content_type, self.key.rsplit("/", 1)[-1],
+                                        **self.upload_options())
+
+    def drop_earlier(self, previous_key: str | None) -> None:
+        """After completion: the replaced object no longer counts, and an earlier file of the job under
+        another key (a run before keys came from the request) is deleted."""
+        self.usage.add(self.workspace_id, -self.replaced_bytes)
+        if not previous_key or previous_key == self.key:
+            return
+        parsed = self.storage.parse_key(previous_key)
+        if parsed is None or parsed.job_id != self.request.id or parsed.workspace_id != self.workspace_id:
+            return
+        size = self.storage.object_size(previous_key)
+        if size is not None:
+            self.storage.delete(previous_key)
+            self.usage.add(self.workspace_id, -size)
+
+    def remove(self) -> None:
+        """Delete the completed file (it could not be delivered)."""
+        size = self.storage.object_size(self.key)
+        if size is not None:
+            self.storage.delete(self.key)
+            self.usage.add(self.workspace_id, -size)
+
+
+def _write_rows(request: ExportRequest, engine: Engine, job_file: _JobFile, status: JobStatusStore,
+                limits: ExportLimits, on_progress: ProgressCallback | None, batch_rows: int) -> WrittenFile:
     """Stream the request's rows into its file, keeping the first rows as a preview."""
     resource = ResourceType(request.resource_type)
     schema = export_schema(resource)
@@ -248,13 +328,12 @@ def _write_rows(request: ExportRequest, engine: Engine, storage: ExportStorage, 
                 f"{total:,} rows match this export; the limit is {limits.max_export_rows:,}. "
                 "Narrow the filters (date range, severity, status or brand) and request it again.",
             )
-        _check_quota(request, storage, limits)
+        _check_quota(request, job_file.usage, limits)
         status.progress(request.id, 0, total)
-        key = storage.export_key(request.workspace_id, resource, request.id, request.extension, started_at)
         written = 0
         preview: list[pa.RecordBatch] = []
         file_type = content_type(request.format, request.options.compression)
-        with storage.open_upload(key, file_type, key.rsplit("/", 1)[-1]) as upload:
+        with job_file.open(file_type) as upload:
             sink = gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) \
                 if request.options.compression == "gzip" else upload
             writer = open_writer(request.format, sink, schema, request.options.excel_compatible)
@@ -270,7 +349,8 @@ def _write_rows(request: ExportRequest, engine: Engine, storage: ExportStorage, 
             writer.close()
             if sink is not upload:
                 sink.close()
-    return WrittenFile(key, written, total, upload.bytes_written, upload.sha256, file_type, _preview_rows(preview))
+    return WrittenFile(job_file.key, written, total, upload.bytes_written, upload.sha256, file_type,
+                       _preview_rows(preview))
 
 
 def _preview_rows(batches: list[pa.RecordBatch]) -> list[dict]:
@@ -286,14 +366,15 @@ def _preview_rows(batches: list[pa.RecordBatch]) -> list[dict]:
     return rows
 
 
-def _write_report(request: ExportRequest, engine: Engine, storage: ExportStorage, limits: ExportLimits,
+def _write_report(request: ExportRequest, engine: Engine, job_file: _JobFile, limits: ExportLimits,
                   started_at: datetime) -> WrittenFile:
     """Render the workspace's executive report for the request's period and upload it (shown inline)."""
-    _check_quota(request, storage, limits)
+    _check_quota(request, job_file.usage, limits)
     period_end = request.filters.date_to or started_at
     period_start = request.filters.date_from or period_end - DEFAULT_REPORT_PERIOD
-    key = storage.export_key(request.workspace_id, ResourceType.REPORT, request.id, request.extension, started_at)
-    report = write_report(engine, storage, key, request.workspace_id, period_start, period_end, started_at)
+    key = job_file.key
+    report = write_report(engine, job_file.storage, key, request.workspace_id, period_start, period_end, started_at,
+                          **job_file.upload_options())
     data = report.data
     figures = {"period_start": iso_utc(period_start), "period_end": iso_utc(period_end),
                "alerts": data.alert_count, "infringements": data.infringement_count, "actions": data.action_count}
@@ -301,11 +382,12 @@ def _write_report(request: ExportRequest, engine: Engine, storage: ExportStorage
                        content_type(ExportFormat.HTML), report=figures)
 
 
-def _check_quota(request: ExportRequest, storage: ExportStorage, limits: ExportLimits) -> None:
-    used = storage.workspace_export_bytes(request.workspace_id)
-    if used >= limits.workspace_quota_bytes:
+def _check_quota(request: ExportRequest, usage: WorkspaceUsage, limits: ExportLimits) -> None:
+    used = usage.bytes_used(request.workspace_id)
+    quota = limits.quota.quota_for(request.workspace_id)
+    if used >= quota:
         raise ExportFailed(
             ErrorCode.QUOTA_EXCEEDED,
             f"workspace '{request.workspace_id}' already holds {used:,} bytes of exports "
-            f"(quota {limits.workspace_quota_bytes:,}); wait for older files to expire.",
+            f"(quota {quota:,}); wait for older files to expire.",
         )

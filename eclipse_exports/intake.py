@@ -26,6 +26,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -80,7 +81,8 @@ class Refusal:
 class IntakeResult:
     """What one pass over the stream did.
 
-    ``accepted``: requests to launch, in stream order. ``cursor``: the last
+    ``accepted``: requests to launch, in stream order, all picked up at
+    ``picked_up_at``. ``cursor``: the last
     entry id handled (unchanged when nothing was read). ``rejected`` and
     ``dead_lettered`` count entries refused and copied to the dead-letter
     stream; ``refusals`` names each of them.
@@ -88,6 +90,7 @@ class IntakeResult:
 
     cursor: str
     accepted: list[ExportRequest] = field(default_factory=list)
+    picked_up_at: datetime = field(default_factory=utc_now)
     rejected: int = 0
     dead_lettered: int = 0
     skipped: int = 0
@@ -236,5 +239,5 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
                               at=request.created_at_utc or utc_now())
         result.refuse(Refusal(entry_id, request.id, denied.code.value, denied.message, False, request))
         return
-    intake.store.queued(request, utc_now())
+    intake.store.queued(request, result.picked_up_at)
     result.accepted.append(request)

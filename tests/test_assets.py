@@ -182,7 +182,7 @@ def test_run_failure_sensor_marks_a_crashed_run_failed(instance, resources, redi
     failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
     context = build_run_status_sensor_context(
         sensor_name="export_run_failure_sensor", dagster_event=failure, dagster_instance=instance,
-        dagster_run=run, resources={"redis": RedisResource(url=redis_url)},
+        dagster_run=run, resources={"redis": RedisResource(url=redis_url), "storage": resources["storage"]},
     ).for_run_failure()
     export_run_failure_sensor(context)
     status = JobStatusStore(redis_client).get("crash")

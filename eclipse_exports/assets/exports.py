@@ -26,6 +26,7 @@ partition's latest materialization.
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
@@ -37,6 +38,8 @@ from dagster import (
     AssetSpec,
     Backoff,
     Config,
+    DagsterInstance,
+    DagsterRun,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -94,10 +97,12 @@ class ExportConfig(Config):
     options: ExportOptionsConfig = Field(default_factory=ExportOptionsConfig)
     delivery: str = "download"
     created_at: str | None = None
+    picked_up_at: str | None = Field(None, description="when the sensor picked the request up (ISO-8601); "
+                                                       "dates the file's key when created_at is empty")
 
     @classmethod
-    def from_request(cls, request: ExportRequest) -> "ExportConfig":
-        """Run config for a validated request (the sensor's side)."""
+    def from_request(cls, request: ExportRequest, picked_up_at: datetime | None = None) -> "ExportConfig":
+        """Run config for a validated request (the sensor's side), picked up at ``picked_up_at``."""
         f, o = request.filters, request.options
         return cls(
             job_id=request.id,
@@ -111,7 +116,19 @@ class ExportConfig(Config):
             options=ExportOptionsConfig(compression=o.compression, excel_compatible=o.excel_compatible),
             delivery=request.delivery,
             created_at=request.created_at.isoformat() if request.created_at else None,
+            picked_up_at=picked_up_at.astimezone(UTC).isoformat() if picked_up_at else None,
         )
+
+    def key_time(self, instance: DagsterInstance, run_id: str) -> datetime | None:
+        """The moment that dates the job's file when the request has no ``createdAt``: its pick-up time,
+        else (UI and backfill runs) the run's creation. Every run of one config gets the same answer."""
+        if self.picked_up_at:
+            return datetime.fromisoformat(self.picked_up_at)
+        record = instance.get_run_record_by_id(run_id)
+        if record is None:
+            return None
+        created = record.create_timestamp
+        return created if created.tzinfo else created.replace(tzinfo=UTC)  # run storage keeps naive UTC
 
     def to_request(self, resource: ResourceType, workspace_id: str, run_id: str) -> ExportRequest:
         """Validate this config as a CONTRACT request. Raises :class:`InvalidRequest`."""
@@ -205,6 +222,20 @@ def export_metadata(result: ExportResult, region: str | None, on_aws: bool) -> d
     }
 
 
+def export_request_of_run(run: DagsterRun, instance: DagsterInstance) -> tuple[ExportRequest, datetime | None]:
+    """The request an export run carries and its :meth:`ExportConfig.key_time`, from the run's config and tags.
+
+    Raises ``KeyError``/``ValueError`` (``InvalidRequest`` included) for a run that is not an export run.
+    """
+    resource = ResourceType(run.tags[f"{RUN_TAG_PREFIX}resource_type"])
+    ops = (run.run_config or {}).get("ops", {})
+    config = ExportConfig.model_validate(ops.get(f"{resource.value}_export", {}).get("config", {}))
+    if not config.job_id:
+        config = config.model_copy(update={"job_id": run.tags[f"{RUN_TAG_PREFIX}job_id"]})
+    request = config.to_request(resource, run.tags["dagster/partition"], run.run_id)
+    return request, config.key_time(instance, run.run_id)
+
+
 def export_asset_for(resource: ResourceType) -> AssetsDefinition:
     """Build the workspace-partitioned export asset ``{resource}_export`` with its stored-file checks."""
     resource = ResourceType(resource)
@@ -259,6 +290,7 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
                 run_id=context.run.run_id,
                 check_user_access=bool(config.user_id),
                 on_progress=_ProgressReport(context, request.id),
+                key_time=config.key_time(context.instance, context.run.run_id),
             )
         except ExportFailed as exc:
             status.failed(request.id, exc.code, str(exc), utc_now(), context.run.run_id)

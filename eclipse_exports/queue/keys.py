@@ -1,4 +1,4 @@
-"""Redis key names (CONTRACT sections 2 and 3, plus the project's own id registry)."""
+"""Redis key names (CONTRACT sections 2 and 3, plus the project's own: id registry, usage counters, purges)."""
 
 REQUEST_STREAM = "eclipse:exports:requests"
 DEAD_LETTER_STREAM = "eclipse:exports:dead-letter"
@@ -18,3 +18,13 @@ def workspace_jobs_key(workspace_id: str) -> str:
     """``eclipse:exports:workspace:{id}:jobs`` — a sorted set of the workspace's job ids, scored by when
     each job was first seen (epoch seconds), so recent jobs are listed without scanning the keyspace."""
     return f"eclipse:exports:workspace:{workspace_id}:jobs"
+
+
+def workspace_usage_key(workspace_id: str) -> str:
+    """``eclipse:exports:usage:{workspaceId}`` — bytes of the workspace's export files (quota counter)."""
+    return f"eclipse:exports:usage:{workspace_id}"
+
+
+WORKSPACE_USAGE_PATTERN = "eclipse:exports:usage:*"
+PURGED_WORKSPACES = "eclipse:exports:purged-workspaces"
+"""Set of deleted workspaces whose files have all been removed (the purge sensor's record)."""

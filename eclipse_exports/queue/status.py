@@ -32,6 +32,8 @@ return 1
 """
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED})
+# Fields that describe a stored file; a failed job has none of them (CONTRACT section 3).
+FILE_FIELDS = ("rowCount", "byteSize", "filePath", "downloadUrl", "expiresAt")
 
 
 def request_fields(request: ExportRequest) -> dict[str, str]:
@@ -159,9 +161,29 @@ class JobStatusStore:
         self.client.hdel(job_status_key(job_id), "error", "errorCode")
 
     def failed(self, job_id: str, code: ErrorCode, message: str, at: datetime, run_id: str | None = None) -> None:
-        """The run failed: ``code`` (``export_failed`` unless more precise) and the cause."""
+        """The run failed: ``code`` (``export_failed`` unless more precise) and the cause.
+
+        The file fields (planned ``rowCount``, ``byteSize``, ``filePath``,
+        ``downloadUrl``, ``expiresAt``) go: there is no file. ``rowsWritten`` stays.
+        """
+        pipe = self.client.pipeline(transaction=True)
         self.write(job_id, {"status": JobStatus.FAILED.value, "errorCode": code.value, "error": message,
-                            "completedAt": at, "runId": run_id})
+                            "completedAt": at, "runId": run_id}, pipe)
+        pipe.hdel(job_status_key(job_id), *FILE_FIELDS)
+        pipe.execute()
+
+    def expired(self, job_ids: list[str], pipe: Any = None) -> None:
+        """Retention removed these jobs' files: status ``expired``, no ``downloadUrl``.
+
+        The hash lives on for the store's TTL (retention + 7 days) from now, so
+        it outlasts its file. Queued on ``pipe`` when given.
+        """
+        target = pipe if pipe is not None else self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            self.write(job_id, {"status": JobStatus.EXPIRED.value}, target)
+            target.hdel(job_status_key(job_id), "downloadUrl")
+        if pipe is None:
+            target.execute()
 
 
 def _text(value: Any) -> str:

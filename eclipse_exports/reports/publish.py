@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from eclipse_exports.models import ExportFormat
 from eclipse_exports.reports.figures import ReportData, collect_report
 from eclipse_exports.reports.page import render_report
-from eclipse_exports.storage import ExportStorage
+from eclipse_exports.storage import ExportStorage, StoredBytesCallback
 from eclipse_exports.verification import ExpectedFile
 from eclipse_exports.writers import content_type
 
@@ -42,17 +42,21 @@ class WrittenReport:
 
 
 def write_report(engine: Engine, storage: ExportStorage, key: str, workspace_id: str, period_start: datetime,
-                 period_end: datetime, generated_at: datetime) -> WrittenReport:
+                 period_end: datetime, generated_at: datetime, metadata: dict[str, str] | None = None,
+                 on_stored: StoredBytesCallback | None = None) -> WrittenReport:
     """Collect ``workspace_id``'s figures for ``[period_start, period_end)``, render them, upload to ``key``.
 
-    An object already at ``key`` is replaced. Raises ``LookupError`` for an
-    unknown workspace (nothing is written), and the database's or S3's own
-    errors (a failed upload leaves no object behind).
+    An object already at ``key`` is replaced. ``metadata`` and ``on_stored``
+    go to the upload (an on-demand report is an export file: job metadata,
+    usage counting). Raises ``LookupError`` for an unknown workspace (nothing
+    is written), and the database's or S3's own errors (a failed upload leaves
+    no object behind).
     """
     with engine.connect() as conn:
         data = collect_report(conn, workspace_id, period_start, period_end, generated_at)
     body = render_report(data).encode("utf-8")
     # Inline: a browser opening the link shows the report rather than downloading it.
-    with storage.open_upload(key, content_type(ExportFormat.HTML), key.rsplit("/", 1)[-1], inline=True) as upload:
+    with storage.open_upload(key, content_type(ExportFormat.HTML), key.rsplit("/", 1)[-1], inline=True,
+                             metadata=metadata, on_stored=on_stored) as upload:
         upload.write(body)
     return WrittenReport(key, upload.bytes_written, data, body, upload.sha256)

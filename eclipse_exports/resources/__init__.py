@@ -17,6 +17,7 @@ from eclipse_exports.config import Settings
 from eclipse_exports.delivery import MAX_ATTACHMENT_ENCODED_BYTES, SmtpTarget, parse_smtp_url
 from eclipse_exports.exporter import ExportLimits
 from eclipse_exports.queue.status import JobStatusStore
+from eclipse_exports.retention import RetentionPolicy
 from eclipse_exports.source.engine import source_engine
 from eclipse_exports.storage import ExportStorage, make_s3_client
 
@@ -77,9 +78,11 @@ class ExportStorageResource(ConfigurableResource):
 
 
 class ExportLimitsResource(ConfigurableResource):
-    """Row limit, workspace quota, retention, URL lifetime and the SMTP server for email delivery.
+    """Row limit, workspace quotas, retention, URL lifetime and the SMTP server for email delivery.
 
-    Unset fields come from the environment (``ECLIPSE_SMTP_URL`` for ``smtp_url``).
+    Unset fields come from the environment (``ECLIPSE_SMTP_URL`` for ``smtp_url``,
+    ``ECLIPSE_WORKSPACE_QUOTA_OVERRIDES`` for the per-workspace quotas,
+    ``ECLIPSE_REPORT_RETENTION_DAYS`` for scheduled reports).
     """
 
     max_export_rows: int | None = None
@@ -98,12 +101,20 @@ class ExportLimitsResource(ConfigurableResource):
             retention_hours=self.retention_hours or s.retention_hours,
             download_url_ttl_seconds=self.download_url_ttl_seconds or s.download_url_ttl_seconds,
             smtp_url=self.smtp_url or s.smtp_url,
+            workspace_quota_overrides=s.workspace_quota_overrides,
         )
 
     def get_report_retention_days(self) -> int:
         """How many days a scheduled executive report lives (``ECLIPSE_REPORT_RETENTION_DAYS``, default 90)."""
         return self.report_retention_days or _settings().report_retention_days
 
+
+    def get_retention_policy(self) -> RetentionPolicy:
+        """How long export files, scheduled reports, incomplete uploads and dead letters live."""
+        s = _settings()
+        return RetentionPolicy.from_settings(s.model_copy(update={
+            "retention_hours": self.retention_hours or s.retention_hours,
+            "report_retention_days": self.get_report_retention_days()}))
 
 class SmtpResource(ConfigurableResource):
     """The SMTP server of the weekly report emails. ``url`` defaults to ``ECLIPSE_SMTP_URL``; unset = no email.

@@ -20,6 +20,7 @@ inside Dagster's 60 s sensor timeout.
 """
 
 import os
+from datetime import datetime
 
 from dagster import (
     AssetKey,
@@ -49,12 +50,13 @@ def long_poll_ms() -> int:
     return max(0, min(int(os.environ.get("ECLIPSE_SENSOR_LONG_POLL_MS", "3500")), 10_000))
 
 
-def run_request_for(request: ExportRequest) -> RunRequest:
+def run_request_for(request: ExportRequest, picked_up_at: datetime | None = None) -> RunRequest:
     """The run of one accepted request.
 
-    A filtered export's run leaves the asset checks out: it records an observation, not a
-    materialization, and checks planned in a run that yields none show in the UI as the partition's
-    latest check result, "Skipped", hiding the last full export's real one.
+    ``picked_up_at`` goes into the run config so that every run of the request (re-execution, retry)
+    writes the same file key. A filtered export's run leaves the asset checks out: it records an
+    observation, not a materialization, and checks planned in a run that yields none show in the UI as
+    the partition's latest check result, "Skipped", hiding the last full export's real one.
     """
     asset_name = f"{request.resource_type.value}_export"
     filtered = export_summary.scope(request) == export_summary.FILTERED
@@ -62,7 +64,7 @@ def run_request_for(request: ExportRequest) -> RunRequest:
         run_key=request.id,
         job_name=export_job_name(request.resource_type),
         partition_key=request.workspace_id,
-        run_config={"ops": {asset_name: {"config": ExportConfig.from_request(request).model_dump()}}},
+        run_config={"ops": {asset_name: {"config": ExportConfig.from_request(request, picked_up_at).model_dump()}}},
         tags=run_tags(request),
         asset_selection=[AssetKey(asset_name)] if filtered else None,
         asset_check_keys=[] if filtered else None,
@@ -91,7 +93,7 @@ def export_request_sensor(
         block_ms=long_poll_ms(),
         time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
     )
-    run_requests = [run_request_for(request) for request in outcome.accepted]
+    run_requests = [run_request_for(request, outcome.picked_up_at) for request in outcome.accepted]
     refused_requests = [r for r in outcome.refusals if r.request is not None]
     new_workspaces: list[str] = []
     known: set[str] = set()

@@ -29,10 +29,11 @@ class AccessDenied:
     message: str
 
 
-def check_access(conn: Connection, workspace_id: str, user_id: str, resource: ResourceType) -> AccessDenied | None:
-    """Return ``None`` when ``user_id`` may export ``resource`` from ``workspace_id``, else why not.
+def check_workspace(conn: Connection, workspace_id: str) -> AccessDenied | None:
+    """The first two checks alone: ``None`` when the workspace exists and is ``active``, else why not.
 
-    Reads ``workspaces`` and ``workspace_members``; both ids are bound parameters.
+    What an operator's materialization (no requesting user) must still pass:
+    an archived or deleted workspace exports nothing, whoever asks.
     """
     status = workspace_status(conn, workspace_id)
     if status is None:
@@ -41,6 +42,17 @@ def check_access(conn: Connection, workspace_id: str, user_id: str, resource: Re
         return AccessDenied(
             ErrorCode.WORKSPACE_INACTIVE, f"workspace '{workspace_id}' is {status}; only active workspaces export"
         )
+    return None
+
+
+def check_access(conn: Connection, workspace_id: str, user_id: str, resource: ResourceType) -> AccessDenied | None:
+    """Return ``None`` when ``user_id`` may export ``resource`` from ``workspace_id``, else why not.
+
+    Reads ``workspaces`` and ``workspace_members``; both ids are bound parameters.
+    """
+    denied = check_workspace(conn, workspace_id)
+    if denied is not None:
+        return denied
     role = conn.execute(
         select(workspace_members.c.role).where(
             workspace_members.c.workspace_id == workspace_id, workspace_members.c.user_id == user_id
@@ -63,4 +75,10 @@ def workspace_status(conn: Connection, workspace_id: str) -> str | None:
 def active_workspace_ids(conn: Connection) -> list[str]:
     """Ids of all ``active`` workspaces, sorted; the partitions operators can backfill."""
     query = select(workspaces.c.id).where(workspaces.c.status == "active").order_by(workspaces.c.id)
+    return list(conn.execute(query).scalars())
+
+
+def deleted_workspace_ids(conn: Connection) -> list[str]:
+    """Ids of all ``deleted`` workspaces, sorted; their files are purged."""
+    query = select(workspaces.c.id).where(workspaces.c.status == "deleted").order_by(workspaces.c.id)
     return list(conn.execute(query).scalars())
