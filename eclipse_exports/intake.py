@@ -12,6 +12,13 @@ CONTRACT checks in order:
    (else ``rejected`` with ``unknown_workspace``, ``workspace_inactive`` or
    ``forbidden``; no dead-letter entry).
 
+Before any of that, the entry itself is claimed for ``owner`` (the Dagster
+instance reading the stream) with one atomic ``SET NX`` in Redis, so when two
+instances read the same stream (a blue/green deploy) each entry is handled,
+and each request launched, by exactly one of them; the other skips it. The
+owner that claimed an entry handles it again after a crash (its run key
+keeps Dagster from launching it twice).
+
 Accepted requests get status ``queued`` and are returned for the caller to
 launch. Reading an entry again (after a failed tick or a restart) is not a
 duplicate. The last entry handled is also kept in Redis
@@ -25,6 +32,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from eclipse_exports.config import redact
 from eclipse_exports.models import ID_RE, ErrorCode, ExportRequest, InvalidRequest, JobStatus, utc_now
-from eclipse_exports.queue.keys import DEAD_LETTER_STREAM, REQUEST_STREAM, request_id_claim_key
+from eclipse_exports.queue.keys import DEAD_LETTER_STREAM, REQUEST_STREAM, entry_claim_key, request_id_claim_key
 from eclipse_exports.queue.status import JobStatusStore, request_fields
 from eclipse_exports.source.access import check_access
 
@@ -57,6 +65,9 @@ return 1
 MAX_PARSED_PAYLOAD_BYTES = 1024 * 1024
 LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"\s*[,}]')
 CLAIM_TTL_SECONDS = 30 * 24 * 3600
+DEFAULT_OWNER = "default"
+# Fields the project adds to a dead-letter entry; an original field of the same name is kept as "original:{name}".
+DEAD_LETTER_FIELDS = ("sourceEntryId", "reason", "errorCode")
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,8 @@ class IntakeResult:
     ``picked_up_at``. ``cursor``: the last
     entry id handled (unchanged when nothing was read). ``rejected`` and
     ``dead_lettered`` count entries refused and copied to the dead-letter
-    stream; ``refusals`` names each of them.
+    stream; ``refusals`` names each of them. ``skipped``: entries this owner
+    had already finished; ``taken_elsewhere``: entries another owner claimed.
     """
 
     cursor: str
@@ -94,6 +106,7 @@ class IntakeResult:
     rejected: int = 0
     dead_lettered: int = 0
     skipped: int = 0
+    taken_elsewhere: int = 0
     entries: int = 0
     refusals: list[Refusal] = field(default_factory=list)
 
@@ -130,14 +143,23 @@ def _claimed_id(payload: bytes | None) -> str | None:
 
 
 class _Intake:
-    def __init__(self, client: redis.Redis, engine: Engine, store: JobStatusStore) -> None:
-        self.client, self.engine, self.store = client, engine, store
+    def __init__(self, client: redis.Redis, engine: Engine, store: JobStatusStore, owner: str) -> None:
+        self.client, self.engine, self.store, self.owner = client, engine, store, owner
 
-    def dead_letter(self, entry_id: str, payload: bytes | None, reason: str, code: str) -> None:
-        fields: dict[str, Any] = {"sourceEntryId": entry_id, "reason": reason, "errorCode": code}
-        if payload is not None:
-            fields["payload"] = payload
-        self.client.xadd(DEAD_LETTER_STREAM, fields)
+    def claim_entry(self, entry_id: str) -> bool:
+        """Whether this owner handles the entry: it claimed it now, or before (a re-read after a crash)."""
+        key = entry_claim_key(entry_id)
+        if self.client.set(key, self.owner, nx=True, ex=CLAIM_TTL_SECONDS):
+            return True
+        return _text(self.client.get(key)) == self.owner
+
+    def dead_letter(self, entry_id: str, fields: dict, reason: str, code: str) -> None:
+        """Copy the entry, every original field and value as it was, to the dead-letter stream with the reason."""
+        letter: dict[Any, Any] = {"sourceEntryId": entry_id, "reason": reason, "errorCode": code}
+        for name, value in fields.items():
+            text = _text(name)
+            letter[f"original:{text}" if text in DEAD_LETTER_FIELDS else name] = value
+        self.client.xadd(DEAD_LETTER_STREAM, letter)
 
     def claim(self, job_id: str, entry_id: str) -> str:
         """'new' for a first sighting, 'again' when this entry already claimed it, 'duplicate' otherwise."""
@@ -155,13 +177,17 @@ def take_requests(
     max_entries: int = 200,
     block_ms: int = 0,
     time_budget_seconds: float = 20.0,
+    owner: str | Callable[[], str] = DEFAULT_OWNER,
 ) -> IntakeResult:
     """Handle up to ``max_entries`` stream entries after ``cursor``; see the module docstring.
 
     ``block_ms`` > 0 waits up to that long for the first entry when the stream
     has nothing new (a long poll, so a request is seen within moments of its
-    XADD). Stops early once ``time_budget_seconds`` are spent. Raises only for
-    Redis errors (then nothing after the cursor is lost: the pass is retried).
+    XADD). Stops early once ``time_budget_seconds`` are spent. ``owner`` names
+    the reader (one id per Dagster instance; a callable is asked only when
+    there are entries to claim); entries another owner claimed
+    are counted in ``taken_elsewhere`` and left to it. Raises only for Redis
+    errors (then nothing after the cursor is lost: the pass is retried).
     """
     started = time.monotonic()
     if not cursor:
@@ -171,11 +197,16 @@ def take_requests(
     result = IntakeResult(cursor=cursor)
     response = client.xread({REQUEST_STREAM: result.cursor}, count=max_entries, block=block_ms or None)
     entries = response[0][1] if response else []
-    intake = _Intake(client, engine, store)
+    if entries and callable(owner):
+        owner = owner()
+    intake = _Intake(client, engine, store, owner if isinstance(owner, str) else DEFAULT_OWNER)
     for raw_id, fields in entries:
         entry_id = _text(raw_id)
         try:
-            _handle_entry(intake, entry_id, fields, result)
+            if intake.claim_entry(entry_id):
+                _handle_entry(intake, entry_id, fields, result)
+            else:
+                result.taken_elsewhere += 1
         except SQLAlchemyError as exc:
             log.warning("source database unavailable; entry %s will be retried: %s", entry_id, redact(str(exc)))
             break
@@ -183,10 +214,8 @@ def take_requests(
             raise
         except Exception as exc:  # noqa: BLE001 - one bad entry must never stop the stream
             log.exception("entry %s could not be handled", entry_id)
-            payload = fields.get(b"payload", fields.get("payload"))
             reason = redact(f"internal error while handling the entry: {type(exc).__name__}: {exc}")
-            intake.dead_letter(entry_id, payload if isinstance(payload, bytes) else None, reason,
-                               ErrorCode.INVALID_REQUEST.value)
+            intake.dead_letter(entry_id, fields, reason, ErrorCode.INVALID_REQUEST.value)
             result.refuse(Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
         result.cursor = entry_id
         result.entries += 1
@@ -201,7 +230,7 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
     payload = fields.get(b"payload", fields.get("payload"))
     if payload is None:
         reason = "entry has no 'payload' field"
-        intake.dead_letter(entry_id, None, reason, ErrorCode.INVALID_REQUEST.value)
+        intake.dead_letter(entry_id, fields, reason, ErrorCode.INVALID_REQUEST.value)
         result.refuse(Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
         return
     payload = payload if isinstance(payload, bytes) else str(payload).encode()
@@ -215,10 +244,10 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
         claim = intake.claim(job_id, entry_id) if job_id else "new"
         if claim == "duplicate":
             reason = f"duplicate request id '{job_id}' (and invalid: {exc})"
-            intake.dead_letter(entry_id, payload, reason, "duplicate")
+            intake.dead_letter(entry_id, fields, reason, "duplicate")
             result.refuse(Refusal(entry_id, job_id, "duplicate", reason, True))
         else:
-            intake.dead_letter(entry_id, payload, str(exc), ErrorCode.INVALID_REQUEST.value)
+            intake.dead_letter(entry_id, fields, str(exc), ErrorCode.INVALID_REQUEST.value)
             if job_id:
                 intake.store.rejected(job_id, ErrorCode.INVALID_REQUEST, str(exc), at=utc_now())
             result.refuse(Refusal(entry_id, job_id, ErrorCode.INVALID_REQUEST.value, str(exc), True))
@@ -226,7 +255,7 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
     claim = intake.claim(request.id, entry_id)
     if claim == "duplicate":
         reason = f"duplicate request id '{request.id}'"
-        intake.dead_letter(entry_id, payload, reason, "duplicate")
+        intake.dead_letter(entry_id, fields, reason, "duplicate")
         result.refuse(Refusal(entry_id, request.id, "duplicate", reason, True))
         return
     if claim == "again" and intake.store.status(request.id) not in (None, JobStatus.PENDING, JobStatus.QUEUED):

@@ -14,6 +14,12 @@ def request_id_claim_key(job_id: str) -> str:
     return f"eclipse:exports:request-id:{job_id}"
 
 
+def entry_claim_key(entry_id: str) -> str:
+    """Internal: which reader (Dagster instance) handles request stream entry ``entry_id``, so two instances
+    reading one stream never both launch it."""
+    return f"eclipse:exports:entry-claim:{entry_id}"
+
+
 def workspace_jobs_key(workspace_id: str) -> str:
     """``eclipse:exports:workspace:{id}:jobs`` — a sorted set of the workspace's job ids, scored by when
     each job was first seen (epoch seconds), so recent jobs are listed without scanning the keyspace."""

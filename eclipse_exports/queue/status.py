@@ -150,6 +150,10 @@ class JobStatusStore:
                                 "startedAt": started_at, "progress": 0, "rowsWritten": 0,
                                 "request": request.to_payload()})
 
+    def requeued(self, job_id: str) -> None:
+        """The job's run died before finishing and Dagster queued a retry: ``queued`` again, progress reset."""
+        self.write(job_id, {"status": JobStatus.QUEUED.value, "progress": 0, "rowsWritten": 0})
+
     def progress(self, job_id: str, rows_written: int, total_rows: int) -> None:
         """Rows written so far and the integer percentage (0–100) of ``total_rows``."""
         percent = 100 if total_rows <= 0 else min(100, rows_written * 100 // total_rows)

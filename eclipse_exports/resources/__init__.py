@@ -11,6 +11,8 @@ from functools import cached_property
 import redis
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine
 
 from eclipse_exports.config import Settings
@@ -24,6 +26,10 @@ from eclipse_exports.storage import ExportStorage, make_s3_client
 
 def _settings() -> Settings:
     return Settings.from_env()
+
+
+# A Redis restart or failover takes seconds: ride it out (about 25 s in all) rather than fail a good export.
+REDIS_RETRY = Retry(ExponentialWithJitterBackoff(base=0.2, cap=4.0), retries=10)
 
 
 class SourceDatabaseResource(ConfigurableResource):
@@ -44,10 +50,16 @@ class RedisResource(ConfigurableResource):
     _client: redis.Redis | None = PrivateAttr(default=None)
 
     def get_client(self) -> redis.Redis:
-        """A client returning raw bytes (payloads need not be UTF-8)."""
+        """A client returning raw bytes (payloads need not be UTF-8).
+
+        Commands that meet a refused or dropped connection or a timeout are retried with backoff for about
+        25 s (:data:`REDIS_RETRY`), then raise ``redis.ConnectionError``/``TimeoutError``. A retried
+        ``INCRBY`` of the usage counter may count twice; the clean-up run reconciles the counter.
+        """
         if self._client is None:
             self._client = redis.Redis.from_url(self.url or _settings().redis_url, socket_timeout=30,
-                                                health_check_interval=30)
+                                                health_check_interval=30, retry=REDIS_RETRY,
+                                                retry_on_error=[redis.ConnectionError, redis.TimeoutError])
         return self._client
 
     def get_status_store(self) -> JobStatusStore:

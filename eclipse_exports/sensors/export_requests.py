@@ -20,20 +20,24 @@ inside Dagster's 60 s sensor timeout.
 """
 
 import os
+import uuid
 from datetime import datetime
 
 from dagster import (
     AssetKey,
     AssetObservation,
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
+from redis.exceptions import RedisError
 
 from eclipse_exports import export_summary
 from eclipse_exports.assets.exports import ExportConfig, run_tags
+from eclipse_exports.config import known_secrets, redact
 from eclipse_exports.intake import Refusal, take_requests
 from eclipse_exports.jobs import EXPORT_JOBS, export_job_name
 from eclipse_exports.models import ExportRequest
@@ -43,11 +47,30 @@ from eclipse_exports.resources import RedisResource, SourceDatabaseResource
 MAX_ENTRIES_PER_TICK = 200
 TICK_TIME_BUDGET_SECONDS = 20.0
 REFUSALS_IN_SKIP_REASON = 10
+INTAKE_OWNER_KEY = "eclipse/intake_owner"
+_owners: dict[str, str] = {}
 
 
 def long_poll_ms() -> int:
     """How long a tick waits for the first new entry, in milliseconds (0 = no wait)."""
     return max(0, min(int(os.environ.get("ECLIPSE_SENSOR_LONG_POLL_MS", "3500")), 10_000))
+
+
+def intake_owner(instance: DagsterInstance) -> str:
+    """This Dagster instance's id as a reader of the request stream (``dagster-`` + 12 hex digits).
+
+    Made once and kept in the instance's own storage (its daemon cursor table: SQLite under
+    ``DAGSTER_HOME`` or PostgreSQL), so it survives restarts and is shared by every process of one
+    instance, while a second instance (another ``DAGSTER_HOME``, another storage) gets its own. Only this
+    sensor writes it and Dagster never runs two of its ticks at once, so the first write cannot race.
+    """
+    root = instance.root_directory
+    if root not in _owners:
+        cursors = instance.daemon_cursor_storage
+        if INTAKE_OWNER_KEY not in cursors.get_cursor_values({INTAKE_OWNER_KEY}):
+            cursors.set_cursor_values({INTAKE_OWNER_KEY: f"dagster-{uuid.uuid4().hex[:12]}"})
+        _owners[root] = cursors.get_cursor_values({INTAKE_OWNER_KEY})[INTAKE_OWNER_KEY]
+    return _owners[root]
 
 
 def run_request_for(request: ExportRequest, picked_up_at: datetime | None = None) -> RunRequest:
@@ -84,15 +107,24 @@ def export_request_sensor(
     context: SensorEvaluationContext, redis: RedisResource, source_db: SourceDatabaseResource
 ) -> SensorResult:
     status = redis.get_status_store()
-    outcome = take_requests(
-        redis.get_client(),
-        source_db.get_engine(),
-        status,
-        context.cursor,
-        max_entries=MAX_ENTRIES_PER_TICK,
-        block_ms=long_poll_ms(),
-        time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
-    )
+    try:
+        outcome = take_requests(
+            redis.get_client(),
+            source_db.get_engine(),
+            status,
+            context.cursor,
+            max_entries=MAX_ENTRIES_PER_TICK,
+            block_ms=long_poll_ms(),
+            time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
+            owner=lambda: intake_owner(context.instance),
+        )
+    except RedisError as exc:
+        # Nothing is lost: the cursor stays, so the next tick reads the same entries again.
+        message = (f"Redis is unreachable ({type(exc).__name__}: {redact(str(exc), known_secrets())}); no request "
+                   f"was taken, and the stream is read again after entry {context.cursor or 'the start'} "
+                   "once it is back")
+        context.log.warning(message)
+        return SensorResult(skip_reason=message)
     run_requests = [run_request_for(request, outcome.picked_up_at) for request in outcome.accepted]
     refused_requests = [r for r in outcome.refusals if r.request is not None]
     new_workspaces: list[str] = []
@@ -104,7 +136,8 @@ def export_request_sensor(
     if outcome.entries:
         context.log.info(
             f"{outcome.entries} entries: {len(run_requests)} runs requested, {outcome.rejected} rejected, "
-            f"{outcome.dead_lettered} dead-lettered, {outcome.skipped} already handled"
+            f"{outcome.dead_lettered} dead-lettered, {outcome.skipped} already handled, "
+            f"{outcome.taken_elsewhere} claimed by another Dagster instance"
         )
     for refusal in outcome.refusals:
         context.log.warning(f"refused {refusal.describe()}")

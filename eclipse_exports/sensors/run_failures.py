@@ -9,6 +9,11 @@ the job has taken over. It never overwrites a job that already reached a
 terminal status. A killed worker's cause names the signal, from the code
 server's engine event ("terminated by signal 9"), instead of Dagster's
 generic "marked as failed from outside the execution context".
+
+A run that Dagster's run retries will launch again (its ``dagster/will_retry``
+tag, set when the run failed: a worker that died or never started, not an
+export error) does not fail its job: the job goes back to ``queued`` and the
+retry's run takes it from there.
 """
 
 import re
@@ -26,6 +31,9 @@ from eclipse_exports.retention import discard_job_files
 _SIGNAL = re.compile(r"terminated by signal (\d+) \((\w+)\)")
 _EXIT_CODE = re.compile(r"unexpectedly exited with code (-?\d+)")
 _NOTHING_KEPT = "its partial file was removed. Request the export again."
+_START_TIMEOUT = re.compile(r"taking longer than (\d+) seconds to start")
+# Dagster's own tag (dagster._core.storage.tags.WILL_RETRY_TAG), set on a failed run when run retries are on.
+WILL_RETRY_TAG = "dagster/will_retry"
 
 
 def worker_death_cause(failure_message: str, engine_messages: list[str]) -> str | None:
@@ -42,6 +50,10 @@ def worker_death_cause(failure_message: str, engine_messages: list[str]) -> str 
             return f"the export worker stopped unexpectedly (signal {number}, {name}){why}; {_NOTHING_KEPT}"
         if match := _EXIT_CODE.search(message):
             return f"the export worker stopped unexpectedly (exit code {match.group(1)}); {_NOTHING_KEPT}"
+    if match := _START_TIMEOUT.search(failure_message):
+        return (f"the export run could not start: its worker was not running after {match.group(1)} s (the export "
+                f"service was restarting or overloaded), and the retries Dagster allows were used up; "
+                f"{_NOTHING_KEPT}")
     if "Detected run worker status" in failure_message:
         return f"the export worker stopped responding and Dagster's run monitoring gave up on it; {_NOTHING_KEPT}"
     if "from outside the execution context" in failure_message:
@@ -107,5 +119,10 @@ def export_run_failure_sensor(context: RunFailureSensorContext, redis: RedisReso
                                 f"{redact(str(exc), known_secrets())}")
     store = redis.get_status_store()
     if store.status(job_id) in TERMINAL_STATUSES:
+        return
+    latest = context.instance.get_run_by_id(run.run_id) or run  # the tag is added as the failure is stored
+    if latest.tags.get(WILL_RETRY_TAG) == "true":
+        context.log.info(f"{job_id}: run {run.run_id} failed and Dagster will retry it; the job is queued again")
+        store.requeued(job_id)
         return
     store.failed(job_id, ErrorCode.EXPORT_FAILED, failure_cause(context), utc_now(), run.run_id)
