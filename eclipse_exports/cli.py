@@ -25,6 +25,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -52,6 +53,7 @@ from eclipse_exports.local_deployment import (
 from eclipse_exports.local_services import Service, port_open, start_redis, start_seaweedfs
 from eclipse_exports.models import ID_RE, ExportRequest, InvalidRequest, JobStatus
 from eclipse_exports.partitions import FIRST_REPORT_WEEK
+from eclipse_exports.queue.dead_letters import recent_dead_letters
 from eclipse_exports.queue.producer import enqueue_request
 from eclipse_exports.queue.status import TERMINAL_STATUSES, JobStatusStore
 from eclipse_exports.reports.weekly import ReportWeek
@@ -456,6 +458,33 @@ def retry_cmd(job_id: str) -> None:
               "there")
     payload.update(id=str(uuid.uuid4()), createdAt=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     click.echo(_enqueue(ExportRequest.from_payload(json.dumps(payload)), {"retryOf": job_id}))
+
+
+@main.command("dead-letters")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print each entry with all its original fields as JSON lines.")
+def dead_letters_cmd(limit: int, as_json: bool) -> None:
+    """List the newest refused stream entries (the dead-letter stream), newest first, with why.
+
+    \b
+    Examples:
+      eclipse-exports dead-letters
+      eclipse-exports dead-letters --limit 100 --json | jq .original.payload
+    """
+    settings = _settings()
+    with _service_errors(settings):
+        letters = recent_dead_letters(_store(settings).client, limit)
+    if as_json:
+        for letter in letters:
+            click.echo(json.dumps(asdict(letter), sort_keys=True))
+        return
+    if not letters:
+        click.echo("no dead letters: every request on the stream was valid and new", err=True)
+        return
+    for letter in letters:
+        click.echo(f"{letter.entry_id}  from entry {letter.source_entry_id}  job {letter.job_id or '-'}  "
+                   f"{letter.error_code}: {letter.reason[:200]}")
+        click.echo(f"    fields: {', '.join(sorted(letter.original)) or '(none)'}")
 
 
 DAGSTER_LOCATION = {"repositoryLocationName": "eclipse_exports", "repositoryName": "__repository__"}

@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,13 +24,15 @@ from typing import Any, Literal
 import boto3
 import botocore.session
 from botocore.client import Config as BotoConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from eclipse_exports.models import ID_RE, ResourceType
 
 PART_BYTES = 5 * 1024 * 1024
 MAX_PARTS_IN_FLIGHT = 2
+# How long an abort keeps trying through an S3 outage (each try is botocore's 5 attempts).
+ABORT_BUDGET_SECONDS = 60.0
 # S3's DeleteObjects takes at most this many keys per request.
 MAX_DELETE_KEYS = 1000
 EXPORT_EXTENSIONS = ("csv", "json", "jsonl", "parquet", "html", "csv.gz", "json.gz", "jsonl.gz")
@@ -235,12 +238,29 @@ class MultipartUpload(io.RawIOBase):
             future.cancel()
         self._shutdown()
         if self._upload_id is not None:
+            self._abort_with_retries()
+            self._count_stored(-self._stored)
+
+    def _abort_with_retries(self) -> None:
+        """Abort the multipart upload, trying for up to ``ABORT_BUDGET_SECONDS``: an abort usually follows an
+        S3 outage, and a part left behind would be billed until the clean-up's hourly pass."""
+        deadline, pause = time.monotonic() + ABORT_BUDGET_SECONDS, 1.0
+        while True:
             try:
                 self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self._upload_id)
+                return
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                error = exc.response.get("Error", {})
+                if error.get("Code") == "NoSuchUpload":
+                    return
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500 \
+                        or time.monotonic() + pause > deadline:
                     raise
-            self._count_stored(-self._stored)
+            except BotoCoreError:
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
 
     def _shutdown(self) -> None:
         if self._pool is not None:

@@ -221,3 +221,26 @@ class _refusing_s3:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def test_dead_letters_lists_refused_entries_newest_first_with_their_fields(env, redis_client, sqlite_engine):
+    from eclipse_exports.intake import take_requests
+
+    redis_client.xadd("eclipse:exports:requests", {"payload": json.dumps({**PAYLOAD, "id": "dl-bad", "format": "xls"})})
+    redis_client.xadd("eclipse:exports:requests", {"body": "no payload here"})
+    take_requests(redis_client, sqlite_engine, JobStatusStore(redis_client), None)
+    listed = cli(env, "dead-letters")
+    assert listed.exit_code == 0
+    newest, oldest = listed.output.split("\n")[0], listed.output.split("\n")[2]
+    assert "job -  invalid_request: entry has no 'payload' field" in newest
+    assert "job dl-bad  invalid_request:" in oldest and "format" in oldest
+    rows = [json.loads(line) for line in cli(env, "dead-letters", "--json", "--limit", "1").output.splitlines()]
+    assert len(rows) == 1 and rows[0]["original"] == {"body": "no payload here"} and rows[0]["source_entry_id"]
+    redis_client.delete("eclipse:exports:dead-letter")
+    empty = CliRunner().invoke(main, ["dead-letters"], env=env)
+    assert empty.exit_code == 0 and "no dead letters" in empty.output
+
+
+def test_dead_letters_names_an_unreachable_redis(env):
+    down = cli({**env, "ECLIPSE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "dead-letters")
+    assert down.exit_code != 0 and "Redis" in down.output

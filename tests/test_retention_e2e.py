@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
-from dagster import DagsterInstance
+from dagster import DagsterInstance, RunsFilter
 from sqlalchemy import create_engine
 
 from eclipse_exports.local_services import free_port
@@ -143,24 +143,39 @@ def parts_uploaded(storage: ExportStorage, job_id: str) -> int:
 
 
 def test_a_worker_killed_mid_upload_leaves_no_upload_and_a_readable_failure(live):
+    """Each attempt's worker is SIGKILLed mid-upload: Dagster's run retries (2) relaunch it and the job is queued
+    again each time; after the last, the job fails with a readable cause and nothing is left in S3."""
     storage, proxy = live["storage"], live["proxy"]
     slow = proxy.inject(method="PUT", query=r"partNumber=", delay=2.0)
+    run_ids: list[str] = []
     try:
         request_export(live, "e2e-killed", "ws_acme", "usr_acme_analyst")
-        wait_for(lambda: parts_uploaded(storage, "e2e-killed") >= 1, 180, "the first part of the upload")
-        worker = wait_for(lambda: export_worker(live["dev"], int(proxy.url.rsplit(":", 1)[1])), 30, "the worker")
-        running = status(live, "e2e-killed")
-        assert running["status"] == "running" and int(running["rowCount"]) >= 30_000
-        os.kill(worker.pid, signal.SIGKILL)
+        for _attempt in range(3):
+            wait_for(lambda: (s := status(live, "e2e-killed")).get("status") == "running"
+                     and s.get("runId") not in run_ids and parts_uploaded(storage, "e2e-killed") >= 1, 240,
+                     "the next attempt's first uploaded part")
+            worker = wait_for(lambda: export_worker(live["dev"], int(proxy.url.rsplit(":", 1)[1])), 30, "the worker")
+            running = status(live, "e2e-killed")
+            assert int(running["rowCount"]) >= 30_000
+            run_ids.append(running["runId"])
+            os.kill(worker.pid, signal.SIGKILL)
+            if len(run_ids) < 3:
+                # The failed attempt's job goes back to queued (its upload aborted) until the retry starts.
+                wait_for(lambda: status(live, "e2e-killed").get("status") == "queued"
+                         or status(live, "e2e-killed").get("runId") not in run_ids, 60, "the job to be queued again")
         failed = wait_for(lambda: (s := status(live, "e2e-killed")).get("status") == "failed" and s, 120,
                           "the job to fail")
     finally:
         proxy.remove(slow)
-    assert failed["errorCode"] == "export_failed"
+    assert failed["errorCode"] == "export_failed" and failed["runId"] == run_ids[-1]
     assert failed["error"].startswith("the export worker stopped unexpectedly (signal 9, SIGKILL)"), failed
     assert not {"rowCount", "byteSize", "filePath", "downloadUrl", "expiresAt"} & set(failed)
     assert storage.pending_multipart_uploads() == []
     assert [o["Key"] for o in storage.iter_objects("") if "e2e-killed" in o["Key"]] == []
+    with DagsterInstance.from_config(str(live["home"])) as instance:
+        runs = {r.run_id: r for r in instance.get_runs(RunsFilter(tags={"eclipse/job_id": "e2e-killed"}))}
+    assert set(runs) == set(run_ids)
+    assert [runs[r].tags.get("dagster/will_retry") for r in run_ids] == ["true", "true", "false"]
 
 
 ASSET_EXISTS = "query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { __typename } }"

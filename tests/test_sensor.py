@@ -227,3 +227,61 @@ def test_a_tick_that_only_refuses_names_every_refusal(tick, instance, redis_clie
     refused = observation.metadata["refused_request"].value
     assert refused["error_code"] == "forbidden" and refused["job_id"] == "ref-forbidden"
     assert set(observation.metadata) == {"refused_request"}
+
+
+def test_dead_letters_keep_every_original_field_and_the_source_entry_id(tick, redis_client):
+    no_payload = redis_client.xadd(REQUEST_STREAM, {"body": b"{\"id\": \"x\"}", "reason": b"mine", "\xff": b"\x00"})
+    extra = redis_client.xadd(REQUEST_STREAM, {"payload": payload("j-extra"), "traceId": "t-1"})
+    tick()
+    letters = {v[b"sourceEntryId"]: v for _id, v in redis_client.xrange(DEAD_LETTER_STREAM)}
+    first = letters[no_payload]
+    assert first[b"body"] == b"{\"id\": \"x\"}" and first[b"original:reason"] == b"mine"
+    assert first["\xff".encode()] == b"\x00" and first[b"errorCode"] == b"invalid_request"
+    assert first[b"reason"] == b"entry has no 'payload' field"
+    second = letters[extra]
+    assert second[b"payload"] == payload("j-extra").encode() and second[b"traceId"] == b"t-1"
+    assert b"besides 'payload'" in second[b"reason"]
+
+
+def test_two_instances_reading_one_stream_launch_each_request_once(redis_url, sqlite_engine, redis_client):
+    """Two Dagster instances (their own storage, their own cursor) tick over the same entries, interleaved and
+    at once: every request is launched by exactly one, and each instance's own re-reads stay with it."""
+    resources = {"redis": RedisResource(url=redis_url), "source_db": SourceDatabaseResource(url=str(sqlite_engine.url))}
+    for n in range(40):
+        redis_client.xadd(REQUEST_STREAM, {"payload": payload(f"j{n}")})
+    with DagsterInstance.ephemeral() as blue, DagsterInstance.ephemeral() as green:
+        launched: dict[str, list[str]] = {"blue": [], "green": []}
+
+        def drain(name, instance):
+            cursor = None
+            for _ in range(40):
+                result = export_request_sensor(build_sensor_context(instance=instance, cursor=cursor,
+                                                                    resources=resources))
+                launched[name] += [r.run_key for r in result.run_requests or []]
+                cursor = result.cursor or cursor
+
+        threads = [threading.Thread(target=drain, args=pair) for pair in (("blue", blue), ("green", green))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(launched["blue"] + launched["green"]) == sorted(f"j{n}" for n in range(40))
+        # An instance whose tick died re-reads its own entries from its old cursor and launches them again
+        # (its run keys deduplicate); the other instance's claims stay the other's.
+        owner = "blue" if launched["blue"] else "green"
+        replay = export_request_sensor(build_sensor_context(instance=blue if owner == "blue" else green,
+                                                            cursor="0-0", resources=resources))
+        assert sorted(r.run_key for r in replay.run_requests) == sorted(launched[owner])
+
+
+def test_a_tick_while_redis_is_down_skips_with_the_reason_and_keeps_the_cursor(instance, sqlite_engine):
+    from eclipse_exports.local_services import free_port
+
+    resources = {"redis": RedisResource(url=f"redis://127.0.0.1:{free_port()}/0"),
+                 "source_db": SourceDatabaseResource(url=str(sqlite_engine.url))}
+    started = time.monotonic()
+    result = export_request_sensor(build_sensor_context(instance=instance, cursor="5-0", resources=resources))
+    assert result.run_requests == [] and result.cursor is None
+    message = result.skip_reason.skip_message
+    assert message.startswith("Redis is unreachable (ConnectionError") and "read again after entry 5-0" in message
+    assert time.monotonic() - started < 45  # the retries are bounded
