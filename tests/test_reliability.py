@@ -14,6 +14,7 @@ import shutil
 import time
 from collections import Counter
 
+import psutil
 import pytest
 import redis
 from sqlalchemy import create_engine, text
@@ -129,7 +130,14 @@ def assert_exactly_once(deployment, instances, job_ids, final) -> dict:
 
 
 def daemon_of(dev: DagsterDev):
-    return next((p for p in dev.group() if "dagster._daemon" in " ".join(p.cmdline())), None)
+    """The deployment's live daemon process, or ``None`` (a killed one may linger as a zombie)."""
+    for proc in dev.group():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "dagster._daemon" in " ".join(proc.cmdline()):
+                return proc
+        except psutil.Error:
+            continue
+    return None
 
 
 def test_a_burst_survives_the_whole_deployment_being_killed_again_and_again(deployment):
