@@ -8,6 +8,7 @@ from eclipse_exports.resources import default_resources
 from eclipse_exports.schedules import executive_report_schedule, export_cleanup_schedule
 from eclipse_exports.sensors import (
     export_request_sensor,
+    export_retry_watch_sensor,
     export_run_failure_sensor,
     workspace_partitions_sensor,
     workspace_purge_sensor,
@@ -17,7 +18,8 @@ defs = Definitions(
     assets=[*EXPORT_ASSETS, executive_report],
     jobs=[*EXPORT_JOBS.values(), executive_report_job, export_cleanup_job],
     schedules=[executive_report_schedule, export_cleanup_schedule],
-    sensors=[export_request_sensor, export_run_failure_sensor, workspace_partitions_sensor, workspace_purge_sensor],
+    sensors=[export_request_sensor, export_retry_watch_sensor, export_run_failure_sensor, workspace_partitions_sensor,
+             workspace_purge_sensor],
     resources=default_resources(),
     executor=in_process_executor,
 )

@@ -30,6 +30,11 @@ from eclipse_exports.retention import CleanupSummary, run_cleanup
 
 EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS, ResourceType.REPORT)
 MAX_TABLE_ROWS = 500
+# Dagster's run-retry strategy tag (dagster._core.storage.tags.RETRY_STRATEGY_TAG). An export run is one step;
+# the default FROM_FAILURE finds nothing to re-run when a worker died after its step succeeded (file stored,
+# job completed, run not yet marked a success), gives up, and leaves the job without a successful run.
+# ALL_STEPS re-runs the export, which replaces the job's file under the same key.
+RETRY_ALL_STEPS = {"dagster/retry_strategy": "ALL_STEPS"}
 
 
 def export_job_name(resource: ResourceType) -> str:
@@ -42,6 +47,7 @@ EXPORT_JOBS = {
         name=export_job_name(resource),
         selection=AssetSelection.assets(f"{resource.value}_export"),
         executor_def=in_process_executor,
+        tags=RETRY_ALL_STEPS,
         description=f"Materializes one workspace partition of {resource.value}_export for one export request.",
     )
     for resource in EXPORT_RESOURCES

@@ -23,6 +23,7 @@ import psutil
 import pytest
 import redis
 from dagster import DagsterInstance, RunsFilter
+from dagster._core.launcher import WorkerStatus
 from sqlalchemy import create_engine
 
 from eclipse_exports.local_services import free_port
@@ -123,15 +124,18 @@ def request_export(live, job_id: str, workspace: str, user: str, resource="alert
         {"id": job_id, "workspaceId": workspace, "userId": user, "resourceType": resource, "format": fmt})})
 
 
-def export_worker(dev: subprocess.Popen, proxy_port: int) -> psutil.Process:
-    """The run worker: the process under `dagster dev` with a connection open to the S3 endpoint (the proxy)."""
-    for proc in psutil.Process(dev.pid).children(recursive=True):
-        try:
-            if any(c.raddr and c.raddr.port == proxy_port for c in proc.net_connections(kind="tcp")):
-                return proc
-        except psutil.Error:
-            continue
-    return None
+def export_worker(live, run_id: str) -> psutil.Process | None:
+    """The run's worker process, as the instance's run launcher sees it (the pid the worker recorded).
+
+    Not "whichever process talks to S3": after a failure the code server does too (the run-failure sensor aborts
+    the upload), and killing it would take the code location down rather than the export.
+    """
+    with DagsterInstance.from_config(str(live["home"])) as instance:
+        run = instance.get_run_by_id(run_id)
+        health = instance.run_launcher.check_run_worker_health(run) if run else None
+    if health is None or health.run_worker_id is None or health.status != WorkerStatus.RUNNING:
+        return None
+    return psutil.Process(int(health.run_worker_id))
 
 
 def parts_uploaded(storage: ExportStorage, job_id: str) -> int:
@@ -154,8 +158,8 @@ def test_a_worker_killed_mid_upload_leaves_no_upload_and_a_readable_failure(live
             wait_for(lambda: (s := status(live, "e2e-killed")).get("status") == "running"
                      and s.get("runId") not in run_ids and parts_uploaded(storage, "e2e-killed") >= 1, 240,
                      "the next attempt's first uploaded part")
-            worker = wait_for(lambda: export_worker(live["dev"], int(proxy.url.rsplit(":", 1)[1])), 30, "the worker")
             running = status(live, "e2e-killed")
+            worker = wait_for(lambda run_id=running["runId"]: export_worker(live, run_id), 30, "the worker")
             assert int(running["rowCount"]) >= 30_000
             run_ids.append(running["runId"])
             os.kill(worker.pid, signal.SIGKILL)

@@ -34,3 +34,5 @@ def workspace_usage_key(workspace_id: str) -> str:
 WORKSPACE_USAGE_PATTERN = "eclipse:exports:usage:*"
 PURGED_WORKSPACES = "eclipse:exports:purged-workspaces"
 """Set of deleted workspaces whose files have all been removed (the purge sensor's record)."""
+AWAITING_RETRY = "eclipse:exports:awaiting-retry"
+"""Hash of job id → the failed run id whose Dagster run retry the job waits for (the retry watch's record)."""

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from eclipse_exports.models import ErrorCode, ExportRequest, JobStatus, iso_utc
-from eclipse_exports.queue.keys import job_status_key, workspace_jobs_key
+from eclipse_exports.queue.keys import AWAITING_RETRY, job_status_key, workspace_jobs_key
 
 # HSET and EXPIRE only when the hash does not exist yet; ARGV = ttl, field, value, field, value, ...
 _CREATE_IF_ABSENT = """
@@ -150,9 +150,24 @@ class JobStatusStore:
                                 "startedAt": started_at, "progress": 0, "rowsWritten": 0,
                                 "request": request.to_payload()})
 
-    def requeued(self, job_id: str) -> None:
-        """The job's run died before finishing and Dagster queued a retry: ``queued`` again, progress reset."""
-        self.write(job_id, {"status": JobStatus.QUEUED.value, "progress": 0, "rowsWritten": 0})
+    def requeued(self, job_id: str, failed_run_id: str) -> None:
+        """The job's run ``failed_run_id`` died and Dagster will retry it: ``queued`` again, progress reset.
+
+        The job is also recorded as awaiting that retry (``eclipse:exports:awaiting-retry``) until
+        :meth:`retry_settled`, so a retry Dagster gives up on is noticed (see ``export_retry_watch_sensor``).
+        """
+        pipe = self.client.pipeline(transaction=True)
+        self.write(job_id, {"status": JobStatus.QUEUED.value, "progress": 0, "rowsWritten": 0}, pipe)
+        pipe.hset(AWAITING_RETRY, job_id, failed_run_id)
+        pipe.execute()
+
+    def awaiting_retry(self) -> dict[str, str]:
+        """Jobs waiting for a Dagster run retry: job id → the failed run's id."""
+        return {k.decode(): v.decode() for k, v in self.client.hgetall(AWAITING_RETRY).items()}
+
+    def retry_settled(self, job_id: str) -> None:
+        """The job no longer waits for a retry (it was launched, or the job was failed)."""
+        self.client.hdel(AWAITING_RETRY, job_id)
 
     def progress(self, job_id: str, rows_written: int, total_rows: int) -> None:
         """Rows written so far and the integer percentage (0–100) of ``total_rows``."""

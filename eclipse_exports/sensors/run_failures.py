@@ -13,7 +13,8 @@ generic "marked as failed from outside the execution context".
 A run that Dagster's run retries will launch again (its ``dagster/will_retry``
 tag, set when the run failed: a worker that died or never started, not an
 export error) does not fail its job: the job goes back to ``queued`` and the
-retry's run takes it from there.
+retry's run takes it from there (``export_retry_watch_sensor`` fails it if
+Dagster abandons the retry).
 """
 
 import re
@@ -61,7 +62,8 @@ def worker_death_cause(failure_message: str, engine_messages: list[str]) -> str 
     return None
 
 
-def _recent_engine_messages(instance: DagsterInstance, run_id: str) -> list[str]:
+def recent_engine_messages(instance: DagsterInstance, run_id: str) -> list[str]:
+    """The texts of the run's 20 newest engine events, newest first (where the code server reports a worker's exit)."""
     records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=20,
                                            ascending=False).records
     return [r.event_log_entry.message or "" for r in records]
@@ -80,7 +82,7 @@ def failure_cause(context: RunFailureSensorContext) -> str:
         causes.append(": ".join(chain) if chain else event.message or "step failed")
     if not causes:
         message = context.failure_event.message or ""
-        died = worker_death_cause(message, _recent_engine_messages(context.instance, context.dagster_run.run_id))
+        died = worker_death_cause(message, recent_engine_messages(context.instance, context.dagster_run.run_id))
         causes.append(died or message or "run failed")
     return redact("; ".join(causes), known_secrets())
 
@@ -123,6 +125,6 @@ def export_run_failure_sensor(context: RunFailureSensorContext, redis: RedisReso
     latest = context.instance.get_run_by_id(run.run_id) or run  # the tag is added as the failure is stored
     if latest.tags.get(WILL_RETRY_TAG) == "true":
         context.log.info(f"{job_id}: run {run.run_id} failed and Dagster will retry it; the job is queued again")
-        store.requeued(job_id)
+        store.requeued(job_id, run.run_id)
         return
     store.failed(job_id, ErrorCode.EXPORT_FAILED, failure_cause(context), utc_now(), run.run_id)
