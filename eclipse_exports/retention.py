@@ -178,10 +178,10 @@ class CleanupSummary:
         """The summary as text: a table of workspaces, totals, failures and unparseable keys."""
         verb, expired = ("would remove", "would expire") if self.dry_run else ("removed", "expired")
         lines = [f"clean-up as of {self.as_of.astimezone(UTC).isoformat().replace('+00:00', 'Z')}"
-                 f"{' (dry run: nothing deleted)' if self.dry_run else ''}: {verb} {self.files_removed:,} files "
-                 f"({self.bytes_removed:,} bytes), {self.uploads_aborted:,} incomplete uploads; "
-                 f"{self.jobs_expired:,} jobs {expired}; {self.objects_listed:,} objects listed in "
-                 f"{self.seconds:.1f}s"]
+                 f"{' (dry run: nothing deleted)' if self.dry_run else ''}: {verb} "
+                 f"{_count(self.files_removed, 'file')} ({self.bytes_removed:,} bytes), "
+                 f"{_count(self.uploads_aborted, 'incomplete upload')}; {_count(self.jobs_expired, 'job')} {expired}; "
+                 f"{_count(self.objects_listed, 'object')} listed in {self.seconds:.1f}s"]
         rows = self.table()
         if rows:
             header = ("workspace", "files", "reports", "bytes_removed", "uploads_aborted", "errors")
@@ -348,6 +348,11 @@ class _BatchDeleter:
         _key, workspace_id, size, parsed = item
         if parsed is None or parsed.kind == "export":
             self.kept_bytes[workspace_id] = self.kept_bytes.get(workspace_id, 0) + size
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 file``, ``12 files``: a count with thousands separators and its noun in the right number."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _text(value: Any) -> str | None:

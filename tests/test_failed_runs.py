@@ -78,6 +78,7 @@ def test_a_killed_workers_upload_is_aborted_and_its_job_fails_readably(instance,
     assert "Request the export again" in status["error"] and "outside the execution context" not in status["error"]
     assert not {"rowCount", "byteSize", "filePath", "downloadUrl", "expiresAt"} & set(status)
     assert status["rowsWritten"] == "120000" and status["runId"] == run.run_id
+    assert instance.get_run_by_id(run.run_id).tags.get("eclipse/error_code") == "export_failed"  # filterable
 
 
 def test_a_file_completed_just_before_the_worker_died_is_deleted(instance, storage, redis_client, redis_url,

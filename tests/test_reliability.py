@@ -77,7 +77,7 @@ def services(tmp_path_factory, postgres_url, s3_endpoint):
 
 
 @pytest.fixture
-def deployment(services, tmp_path):
+def deployment(services, tmp_path, request):
     """A fresh bucket, a flushed Redis, and a function to start `dagster dev` deployments on them."""
     bucket = f"rel-{os.urandom(4).hex()}"
     make_s3_client(services["s3_endpoint"]).create_bucket(Bucket=bucket)
@@ -89,6 +89,7 @@ def deployment(services, tmp_path):
            # No scheduled clean-up: moto dates every upload 2010, so it would abort live ones.
            "ECLIPSE_CLEANUP_CRON": "0 0 1 1 *"}
     started: list[DagsterDev] = []
+    failed_before = request.session.testsfailed
 
     def start(name: str = "a") -> DagsterDev:
         dev = DagsterDev(tmp_path / f"home-{name}", env, free_port()).start()
@@ -100,8 +101,9 @@ def deployment(services, tmp_path):
     for dev in started:
         dev.stop()
     services["proxy"].clear()
-    for dev in started:
-        shutil.rmtree(dev.home, ignore_errors=True)
+    if request.session.testsfailed == failed_before:  # a failed test keeps its homes (logs, run storage)
+        for dev in started:
+            shutil.rmtree(dev.home, ignore_errors=True)
 
 
 def export_objects(storage: ExportStorage) -> list[str]:
@@ -140,6 +142,7 @@ def daemon_of(dev: DagsterDev):
     return None
 
 
+@pytest.mark.timeout(1500)  # 300 requests drain in about 8 minutes on a quiet 2-core machine, far slower on a busy one
 def test_a_burst_survives_the_whole_deployment_being_killed_again_and_again(deployment):
     count = int(os.environ.get("ECLIPSE_CRASH_REQUESTS", "300"))
     client, rng = deployment["redis"], random.Random(9)

@@ -58,6 +58,7 @@ def test_a_job_whose_retry_dagster_abandons_fails_with_the_cause(instance, redis
     assert status["error"].startswith("Dagster could not launch the retry of its run")
     assert "signal 9, SIGKILL" in status["error"] and "Request the export again" in status["error"]
     assert JobStatusStore(redis_client).awaiting_retry() == {}
+    assert instance.get_run_by_id(run.run_id).tags.get("eclipse/error_code") == "export_failed"
 
 
 def test_a_started_retry_takes_the_job_over(instance, redis_client, redis_url, s3_endpoint, bucket):

@@ -24,6 +24,7 @@ from dagster import (
     sensor,
 )
 
+from eclipse_exports.assets.exports import ERROR_CODE_TAG
 from eclipse_exports.models import ErrorCode, JobStatus, utc_now
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.resources import RedisResource
@@ -99,6 +100,8 @@ def watch_awaited_retries(instance: DagsterInstance, store: JobStatusStore) -> R
             outcome.waiting.append(job_id)
             continue
         store.failed(job_id, ErrorCode.EXPORT_FAILED, cause, utc_now(), failed_run_id)
+        if failed is not None:
+            instance.add_run_tags(failed_run_id, {ERROR_CODE_TAG: ErrorCode.EXPORT_FAILED.value})
         store.retry_settled(job_id)
         outcome.failed[job_id] = cause
     return outcome

@@ -21,7 +21,7 @@ import re
 
 from dagster import DagsterEventType, DagsterInstance, DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from eclipse_exports.assets.exports import RUN_TAG_PREFIX, export_request_of_run
+from eclipse_exports.assets.exports import ERROR_CODE_TAG, RUN_TAG_PREFIX, export_request_of_run
 from eclipse_exports.config import known_secrets, redact
 from eclipse_exports.exporter import job_file_key
 from eclipse_exports.models import ErrorCode, utc_now
@@ -128,3 +128,4 @@ def export_run_failure_sensor(context: RunFailureSensorContext, redis: RedisReso
         store.requeued(job_id, run.run_id)
         return
     store.failed(job_id, ErrorCode.EXPORT_FAILED, failure_cause(context), utc_now(), run.run_id)
+    context.instance.add_run_tags(run.run_id, {ERROR_CODE_TAG: ErrorCode.EXPORT_FAILED.value})
