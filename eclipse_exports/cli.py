@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -50,7 +50,7 @@ from eclipse_exports.local_deployment import (
     lock_data_folder,
     write_env_file,
 )
-from eclipse_exports.local_services import Service, port_open, start_redis, start_seaweedfs
+from eclipse_exports.local_services import PortTaken, Service, listens, port_open, start_redis, start_seaweedfs
 from eclipse_exports.models import ID_RE, ExportRequest, InvalidRequest, JobStatus
 from eclipse_exports.partitions import FIRST_REPORT_WEEK
 from eclipse_exports.queue.dead_letters import recent_dead_letters
@@ -650,10 +650,52 @@ def _ensure_redis(settings: Settings, redis_port: int | None, services: list[Ser
         if note:
             click.echo(f"redis: {note}")
         explicit = f"redis://127.0.0.1:{port}/0"
-    services.append(start_redis(port, settings.data_dir / "redis", settings.data_dir / "redis.log"))
+    fixed = redis_port is not None or bool(os.environ.get("ECLIPSE_REDIS_URL"))  # a port the user named
+    service = _start_on_free_port(
+        "Redis", port, fixed, lambda p: start_redis(p, settings.data_dir / "redis", settings.data_dir / "redis.log"),
+        lambda: choose_port("Redis", None, DEFAULT_REDIS_PORT)[0])
+    services.append(service)
+    if service.ports["redis"] != port:
+        port = service.ports["redis"]
+        explicit = f"redis://127.0.0.1:{port}/0"
     ports["redis"] = port
     click.echo(f"redis: started redis-server on 127.0.0.1:{port} (data in {settings.data_dir / 'redis'})")
     return explicit
+
+
+def _watch_ui_port(dagster: subprocess.Popen, host: str, port: int, timeout: float = 300.0,
+                   grace: float = 15.0) -> None:
+    """Return once ``dagster dev``'s webserver listens on ``port`` (or ``dagster`` exits, or ``timeout`` s pass).
+
+    Stops ``dev`` (:func:`_fail`) when another program holds the port for ``grace`` s while ours does not: a
+    second copy started at the same moment took it, and `dagster dev` would run on with its webserver dead.
+    """
+    deadline, foreign_since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline and dagster.poll() is None:
+        if listens(dagster.pid, port):
+            return
+        if port_open(host, port):
+            foreign_since = foreign_since or time.monotonic()
+            if time.monotonic() - foreign_since > grace:
+                _fail(f"dagster: port {port} was taken by another program as the Dagster UI started; "
+                      f"start again (a free port is chosen) or pass --port")
+        time.sleep(0.5)
+
+
+def _start_on_free_port(service: str, port: int, explicit: bool, start: Callable[[int], Service],
+                        choose: Callable[[], int], attempts: int = 3) -> Service:
+    """``start(port)``; when another program takes the port as the server starts (a second copy starting at the
+    same moment), a chosen port moves to the next free one (up to ``attempts`` tries) and an explicit one stops
+    ``dev`` with that message. Never reports a server as started on a port another program answers."""
+    for attempt in range(attempts):
+        try:
+            return start(port)
+        except PortTaken as exc:
+            if explicit or attempt == attempts - 1:
+                _fail(f"{service}: {exc}; `dev` does not use a server it did not start. Choose another port.")
+            taken, port = port, choose()
+            click.echo(f"{service.split()[0].lower()}: port {taken} was taken as it started, so {service} uses {port}")
+    raise AssertionError("unreachable")
 
 
 def _ensure_s3(settings: Settings, s3_port: int | None, services: list[Service], ports: dict[str, int]) -> None:
@@ -667,9 +709,12 @@ def _ensure_s3(settings: Settings, s3_port: int | None, services: list[Service],
                                       "AWS_ENDPOINT_URL=http://127.0.0.1:PORT and its credentials")
         if note:
             click.echo(f"s3: {note}")
-        service = start_seaweedfs(settings.data_dir / "seaweedfs", settings.s3_bucket,
-                                  os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], s3_port=port,
-                                  log_file=settings.data_dir / "seaweedfs.log")
+        service = _start_on_free_port(
+            "S3 (SeaweedFS)", port, s3_port is not None,
+            lambda p: start_seaweedfs(settings.data_dir / "seaweedfs", settings.s3_bucket,
+                                      os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
+                                      s3_port=p, log_file=settings.data_dir / "seaweedfs.log"),
+            lambda: choose_port("S3 (SeaweedFS)", None, DEFAULT_S3_PORT)[0])
         services.append(service)
         ports.update({f"seaweedfs {name}": p for name, p in service.ports.items()})
         os.environ["AWS_ENDPOINT_URL"] = service.url
@@ -768,6 +813,7 @@ def dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None
         dagster = subprocess.Popen(command, cwd=PROJECT_ROOT,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         signal.signal(signal.SIGTERM, lambda *_: dagster.send_signal(signal.SIGINT))
+        _watch_ui_port(dagster, "127.0.0.1" if host in ("0.0.0.0", "::") else host, ui_port)
         dagster.wait()
     except KeyboardInterrupt:
         if dagster is not None:

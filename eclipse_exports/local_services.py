@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -62,16 +64,49 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+class PortTaken(RuntimeError):
+    """Another program took the port between choosing it and the service binding it (two copies starting at
+    once): the service exited, or never listened there, while something else answers on it."""
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` or one of its descendants listens on TCP ``port`` (any address)."""
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for process in family:
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                   for c in process.net_connections(kind="tcp")):
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
 def wait_for_port(host: str, port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    """Block until ``host:port`` accepts connections. Raises ``TimeoutError``, or
-    ``RuntimeError`` when ``proc`` exits first."""
+    """Block until ``host:port`` accepts connections; with ``proc``, until ``proc`` (or a child of it) is the one
+    listening there, so a server that lost the port to another program is not taken for started.
+
+    Raises ``TimeoutError``; :class:`PortTaken` when ``proc`` exits while another program answers on the port;
+    ``RuntimeError`` when ``proc`` exits otherwise.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if port_open(host, port):
+        if proc is None and port_open(host, port):
+            return
+        if proc is not None and listens(proc.pid, port):
             return
         if proc is not None and proc.poll() is not None:
+            if port_open(host, port):
+                raise PortTaken(f"port {port} was taken by another program as {proc.args[0]!r} started "
+                                f"(it exited with {proc.returncode})")
             raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode} before listening on {port}")
         time.sleep(0.1)
+    if proc is not None and port_open(host, port):
+        raise PortTaken(f"port {port} answers, but not from {proc.args[0]!r}, after {timeout:.0f}s")
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
@@ -117,8 +152,19 @@ def start_redis(port: int | None = None, data_dir: Path | None = None, log_file:
         args += ["--appendonly", "no"]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for_port("127.0.0.1", port, proc=proc)
+    _started_or_stopped(proc, port, timeout=30)
     return Service("redis", f"redis://127.0.0.1:{port}/0", proc, ports={"redis": port})
+
+
+def _started_or_stopped(proc: subprocess.Popen, port: int, timeout: float) -> None:
+    """:func:`wait_for_port` for ``proc``; on any failure ``proc`` is killed before the error goes on."""
+    try:
+        wait_for_port("127.0.0.1", port, timeout=timeout, proc=proc)
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
 
 
 def _pg_bin(name: str) -> str:
@@ -190,5 +236,5 @@ def start_seaweedfs(data_dir: Path, bucket: str, access_key: str, secret_key: st
          "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"],
         stdout=out, stderr=subprocess.STDOUT, env=env, cwd=data_dir, start_new_session=True,
     )
-    wait_for_port("127.0.0.1", s3_port, timeout=60, proc=proc)
+    _started_or_stopped(proc, s3_port, timeout=60)
     return Service("seaweedfs", f"http://127.0.0.1:{s3_port}", proc, ports=ports)

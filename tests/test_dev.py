@@ -84,3 +84,43 @@ def test_the_env_file_round_trips_and_the_shell_wins(tmp_path):
     sourced = subprocess.run(["bash", "-c", f"source {path} && printf %s \"$ECLIPSE_REDIS_URL\""],
                              capture_output=True, text=True, check=True)
     assert sourced.stdout == environ["ECLIPSE_REDIS_URL"]
+
+
+def test_a_server_that_loses_its_port_to_another_program_is_not_taken_for_started(tmp_path, listener):
+    """Two copies starting at once: the port was free when chosen, another program bound it first. A real
+    redis-server on that port exits ("Address already in use"): that is PortTaken, never "started"."""
+    from eclipse_exports.local_services import PortTaken, start_redis
+
+    with pytest.raises(PortTaken, match=f"port {listener} was taken by another program"):
+        start_redis(listener, tmp_path / "redis", tmp_path / "redis.log")
+    assert "Address already in use" in (tmp_path / "redis.log").read_text()
+
+
+def test_dev_stops_when_another_program_holds_the_ui_port_its_webserver_needs(listener):
+    """`dagster dev` runs on with its webserver dead when the UI port is taken under it: dev must stop, saying so."""
+    from eclipse_exports.cli import CliError, _watch_ui_port
+
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a dev whose UI never binds
+    try:
+        started = time.monotonic()
+        with pytest.raises(CliError, match=f"port {listener} was taken by another program as the Dagster UI"):
+            _watch_ui_port(stand_in, "127.0.0.1", listener, timeout=30, grace=1)
+        assert time.monotonic() - started < 10
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
+def test_the_ui_watch_returns_once_our_own_process_listens():
+    from eclipse_exports.cli import _watch_ui_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        started = time.monotonic()
+        _watch_ui_port(server, "127.0.0.1", port, timeout=60, grace=1)
+        assert server.poll() is None and time.monotonic() - started < 20  # at once, not at the timeout
+    finally:
+        server.kill()
+        server.wait()
