@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlparse
@@ -525,6 +525,36 @@ def _report_weeks(count: int, keys: tuple[str, ...], now: datetime) -> list[Repo
             _fail(f"--week {key}: reports exist for the weeks from {FIRST_REPORT_WEEK} to {latest.key}")
         weeks.append(week)
     return sorted(set(weeks), key=lambda w: w.start)
+
+
+@main.command("report-url")
+@click.argument("workspace_id")
+@click.argument("week", metavar="WEEK")
+def report_url(workspace_id: str, week: str) -> None:
+    """Print a presigned link to a workspace's weekly executive report (it opens in the browser).
+
+    WEEK is any date of the week, YYYY-MM-DD; the report is the one of the week starting that Monday.
+
+    \b
+    Example:
+      eclipse-exports report-url ws_acme 2026-11-23
+    """
+    settings = _settings()
+    try:
+        day = date.fromisoformat(week)
+    except ValueError:
+        _fail(f"WEEK must be a date, YYYY-MM-DD (got {week!r})")
+    if not ID_RE.fullmatch(workspace_id):
+        _fail(f"not a workspace id: {workspace_id!r}")
+    monday = day - timedelta(days=day.weekday())
+    with _service_errors(settings):
+        storage = _storage(settings)
+        key = storage.report_key(workspace_id, monday)
+        if not storage.exists(key):
+            _fail(f"no executive report of '{workspace_id}' for the week of {monday.isoformat()} (looked for "
+                  f"{key}); `eclipse-exports report-backfill --workspace {workspace_id} --week "
+                  f"{monday.isoformat()}` makes it")
+        click.echo(storage.presign(key, settings.download_url_ttl_seconds))
 
 
 @main.command("report-backfill")

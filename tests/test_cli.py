@@ -244,3 +244,19 @@ def test_dead_letters_lists_refused_entries_newest_first_with_their_fields(env, 
 def test_dead_letters_names_an_unreachable_redis(env):
     down = cli({**env, "ECLIPSE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "dead-letters")
     assert down.exit_code != 0 and "Redis" in down.output
+
+
+def test_report_url_links_a_weekly_report_and_names_a_missing_one(env, storage):
+    from datetime import date
+
+    key = storage.report_key("ws_a", date(2026, 11, 23))
+    storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"<!doctype html><title>r</title>",
+                              ContentType="text/html; charset=utf-8")
+    link = cli(env, "report-url", "ws_a", "2026-11-26")  # a Thursday: the week of Monday 23 November
+    assert link.exit_code == 0, link.output
+    response = urllib.request.urlopen(link.stdout.strip())
+    assert response.read() == b"<!doctype html><title>r</title>" and response.headers["Content-Type"].startswith(
+        "text/html")
+    missing = cli(env, "report-url", "ws_a", "2026-11-16")
+    assert missing.exit_code == 2 and "no executive report of 'ws_a' for the week of 2026-11-16" in missing.stderr
+    assert cli(env, "report-url", "ws_a", "last week").exit_code == 2
