@@ -35,7 +35,7 @@ BODY = b"id,title\n" + b"x" * 200
 
 def _keys(bucket_prefix: str, workspaces: int, count: int, half: str) -> list[tuple[str, str, str]]:
     """(workspace, job id, key) for ``count`` files spread over the workspaces."""
-    from eclipse_exports.storage import ExportStorage
+    from eclipse_exports.storage.client import ExportStorage
 
     storage = ExportStorage(None, "unused", bucket_prefix)
     out = []
@@ -47,7 +47,7 @@ def _keys(bucket_prefix: str, workspaces: int, count: int, half: str) -> list[tu
 
 
 def _put_chunk(args: tuple[str, str, list[str]]) -> int:
-    from eclipse_exports.storage import make_s3_client
+    from eclipse_exports.storage.client import make_s3_client
 
     endpoint, bucket, keys = args
     client = make_s3_client(endpoint)
@@ -82,8 +82,8 @@ def child(env: dict) -> dict:
     import redis
 
     from eclipse_exports import retention
-    from eclipse_exports.retention import RetentionPolicy, run_cleanup
-    from eclipse_exports.storage import ExportStorage, make_s3_client
+    from eclipse_exports.retention.cleanup import RetentionPolicy, run_cleanup
+    from eclipse_exports.storage.client import ExportStorage, make_s3_client
 
     if env.get("in_flight"):
         retention.BATCHES_IN_FLIGHT = env["in_flight"]
@@ -116,8 +116,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from eclipse_exports.local_services import free_port, start_redis, start_seaweedfs
-    from eclipse_exports.storage import ExportStorage, make_s3_client
+    from eclipse_exports.local.services import free_port, start_redis, start_seaweedfs
+    from eclipse_exports.storage.client import ExportStorage, make_s3_client
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_REGION="us-east-1")
     sizes = [int(s) for s in args.sizes.split(",")]

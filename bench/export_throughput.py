@@ -76,7 +76,7 @@ def seed(database_url: str, rows: int) -> float:
 
 def child(variant: str, env: dict) -> dict:
     """Run one variant in this process; returns rows, bytes and seconds."""
-    from eclipse_exports.storage import ExportStorage, make_s3_client
+    from eclipse_exports.storage.client import ExportStorage, make_s3_client
 
     storage = ExportStorage(make_s3_client(env["endpoint"]), env["bucket"])
     job = f"bench-{variant}-{uuid.uuid4().hex[:6]}"
@@ -108,7 +108,7 @@ def child(variant: str, env: dict) -> dict:
         return {"seconds": time.monotonic() - started, "bytes": len(body), "rows": len(frame)}
     import redis
 
-    from eclipse_exports.exporter import ExportLimits, run_export
+    from eclipse_exports.exports.run import ExportLimits, run_export
     from eclipse_exports.models import ExportRequest
     from eclipse_exports.queue.status import JobStatusStore
     from eclipse_exports.source.engine import source_engine
@@ -153,8 +153,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from eclipse_exports.local_services import free_port, start_postgres, start_redis, start_seaweedfs
-    from eclipse_exports.storage import make_s3_client
+    from eclipse_exports.local.services import free_port, start_postgres, start_redis, start_seaweedfs
+    from eclipse_exports.storage.client import make_s3_client
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_REGION="us-east-1")
     services = []

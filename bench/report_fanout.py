@@ -44,7 +44,7 @@ from aiosmtpd.controller import Controller
 from dagster import AssetKey, DagsterInstance, RunsFilter, build_schedule_context
 from sqlalchemy import create_engine
 
-from eclipse_exports.local_services import free_port, start_redis, wait_for_port
+from eclipse_exports.local.services import free_port, start_redis, wait_for_port
 from eclipse_exports.source.demo_data import load_demo_data
 
 ROOT = Path(__file__).resolve().parent.parent

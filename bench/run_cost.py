@@ -70,9 +70,9 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from eclipse_exports.local_services import Service, free_port, start_postgres, start_redis, wait_for_port
+from eclipse_exports.local.services import Service, free_port, start_postgres, start_redis, wait_for_port
 from eclipse_exports.source.demo_data import load_demo_data
-from eclipse_exports.storage import make_s3_client
+from eclipse_exports.storage.client import make_s3_client
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -352,7 +352,7 @@ import dagster._core.storage.local_compute_log_manager
 steps, t = {}, cpu()
 import eclipse_exports.definitions
 steps["import eclipse_exports.definitions"], t = cpu() - t, cpu()
-from eclipse_exports.exporter import run_export
+from eclipse_exports.exports.run import run_export
 from eclipse_exports.resources import default_resources
 resources = default_resources()
 handles = dict(engine=resources["source_db"].get_engine(), storage=resources["storage"].get_storage(),

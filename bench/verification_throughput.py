@@ -2,7 +2,7 @@
 
 Starts its own SeaweedFS, uploads one file per format built from the same synthetic alert rows
 (``--rows``, default 300,000; about 500 bytes each), verifies each with
-:func:`eclipse_exports.verification.verify_export_file` and prints MB/s (of the stored file), rows/s,
+:func:`eclipse_exports.exports.verification.verify_export_file` and prints MB/s (of the stored file), rows/s,
 this process's RSS before and its peak (VmHWM, reset before each verification) during it: the peak
 stays near the baseline whatever the file size, since the file is never held in memory.
 
@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from eclipse_exports.local_services import free_port, start_seaweedfs
+from eclipse_exports.exports.verification import ExpectedFile, verify_export_file
+from eclipse_exports.local.services import free_port, start_seaweedfs
 from eclipse_exports.models import ExportFormat
-from eclipse_exports.storage import ExportStorage, make_s3_client
-from eclipse_exports.verification import ExpectedFile, verify_export_file
+from eclipse_exports.storage.client import ExportStorage, make_s3_client
 
 COLUMNS = ("id", "title", "url", "brand", "severity", "status", "detected_at", "monitor_source")
 

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from eclipse_exports.models import ResourceType
 from eclipse_exports.resources import ExportLimitsResource, ExportStorageResource, RedisResource
-from eclipse_exports.retention import CleanupSummary, run_cleanup
+from eclipse_exports.retention.cleanup import CleanupSummary, run_cleanup
 
 EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS, ResourceType.REPORT)
 MAX_TABLE_ROWS = 500
@@ -115,6 +115,6 @@ def export_cleanup(context: OpExecutionContext, config: CleanupConfig, redis: Re
 
 
 @job(name="export_cleanup_job", executor_def=in_process_executor,
-     description="The retention clean-up (see eclipse_exports/retention.py), run by export_cleanup_schedule.")
+     description="The retention clean-up (see eclipse_exports/retention/cleanup.py), run by export_cleanup_schedule.")
 def export_cleanup_job() -> None:
     export_cleanup()

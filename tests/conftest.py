@@ -16,9 +16,9 @@ from hypothesis import settings
 from moto.server import ThreadedMotoServer
 from sqlalchemy import Engine, create_engine, text
 
-from eclipse_exports.local_services import free_port, start_postgres, start_redis
+from eclipse_exports.local.services import free_port, start_postgres, start_redis
 from eclipse_exports.source.demo_data import create_schema
-from eclipse_exports.storage import ExportStorage, make_s3_client
+from eclipse_exports.storage.client import ExportStorage, make_s3_client
 from tests.dataset import insert_dataset
 from tests.report_dataset import insert_report_dataset
 

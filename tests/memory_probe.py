@@ -1,4 +1,4 @@
-"""Child process of tests/test_memory.py: run one export and report peak RSS growth.
+"""Child process of tests/exports/test_memory.py: run one export and report peak RSS growth.
 
 Usage: python -m tests.memory_probe DATABASE_URL S3_ENDPOINT BUCKET REDIS_URL FORMAT [FILTERS_JSON]
 Prints one JSON object: baseline and peak RSS in MiB, rows and bytes written.
@@ -9,11 +9,11 @@ import sys
 
 import redis
 
-from eclipse_exports.exporter import ExportLimits, run_export
+from eclipse_exports.exports.run import ExportLimits, run_export
 from eclipse_exports.models import ExportRequest
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.source.engine import source_engine
-from eclipse_exports.storage import ExportStorage, make_s3_client
+from eclipse_exports.storage.client import ExportStorage, make_s3_client
 
 
 def peak_rss_mib() -> float:

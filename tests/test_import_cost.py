@@ -26,10 +26,10 @@ def test_loading_the_code_location_imports_no_pandas_polars_jinja2_adbc_or_parqu
 EXPORT_IN_A_FRESH_PROCESS = """
 import json, sys
 from sqlalchemy import create_engine
-from eclipse_exports.exporter import ExportLimits, run_export
+from eclipse_exports.exports.run import ExportLimits, run_export
 from eclipse_exports.models import ExportRequest
 from eclipse_exports.queue.status import JobStatusStore
-from eclipse_exports.storage import ExportStorage, make_s3_client
+from eclipse_exports.storage.client import ExportStorage, make_s3_client
 import redis
 database_url, redis_url, s3_endpoint, bucket = sys.argv[1:5]
 storage = ExportStorage(make_s3_client(s3_endpoint), bucket)

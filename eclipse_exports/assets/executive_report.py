@@ -48,6 +48,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 
 from eclipse_exports.checks import FILE_CHECK_NAMES, file_check_evaluations, file_check_specs
 from eclipse_exports.config import Settings, known_secrets, redact
+from eclipse_exports.exports.verification import FileVerification, verify_export_file
 from eclipse_exports.models import utc_now
 from eclipse_exports.partitions import executive_report_partitions
 from eclipse_exports.reports.publish import WrittenReport
@@ -60,7 +61,6 @@ from eclipse_exports.reports.weekly import (
     publish_weekly_report,
 )
 from eclipse_exports.resources import ExportLimitsResource, ExportStorageResource, SmtpResource, SourceDatabaseResource
-from eclipse_exports.verification import FileVerification, verify_export_file
 
 ASSET_NAME = "executive_report"
 REPORT_DELIVERED = "report_delivered"

@@ -4,7 +4,7 @@ Each is partitioned by workspace. A materialization launched by
 ``export_request_sensor`` carries its request as run config; one launched
 from the Dagster UI or a backfill carries none and exports the whole
 partition as CSV (a report: the last 7 days as HTML) under a generated job id. The work itself is
-:func:`eclipse_exports.exporter.run_export`; this layer turns config into a
+:func:`eclipse_exports.exports.run.run_export`; this layer turns config into a
 request, reports progress (run log, and the ``eclipse/progress`` run tag the
 Runs list shows) and shapes the outcome for the UI:
 
@@ -48,10 +48,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from eclipse_exports import export_summary
 from eclipse_exports.checks import expected_file_from_metadata, file_check_results, file_check_specs, file_metadata
 from eclipse_exports.config import known_secrets, redact
-from eclipse_exports.exporter import ExportFailed, ExportResult, FileVerificationFailed, run_export
+from eclipse_exports.exports import summary as export_summary
+from eclipse_exports.exports.run import ExportFailed, ExportResult, FileVerificationFailed, run_export
+from eclipse_exports.exports.verification import verify_export_file
 from eclipse_exports.models import ErrorCode, ExportRequest, InvalidRequest, ResourceType, iso_utc, utc_now
 from eclipse_exports.partitions import workspace_partitions
 from eclipse_exports.resources import (
@@ -60,7 +61,6 @@ from eclipse_exports.resources import (
     RedisResource,
     SourceDatabaseResource,
 )
-from eclipse_exports.verification import verify_export_file
 
 RETRY_POLICY = RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL)
 RUN_TAG_PREFIX = "eclipse/"

@@ -1,7 +1,7 @@
 """The stored-file asset checks, for any asset that writes one file per partition to S3.
 
 Two checks, both answered by one streamed read of the object
-(:func:`eclipse_exports.verification.verify_export_file`):
+(:func:`eclipse_exports.exports.verification.verify_export_file`):
 
 - ``file_intact``: the object exists, is the size the upload wrote, has the
   SHA-256 computed while uploading and the content type it was uploaded with;
@@ -44,8 +44,8 @@ from dagster import (
     PreviewWarning,
 )
 
+from eclipse_exports.exports.verification import ExpectedFile, FileVerification
 from eclipse_exports.models import ExportFormat
-from eclipse_exports.verification import ExpectedFile, FileVerification
 
 FILE_INTACT, ROWS_COMPLETE = "file_intact", "rows_complete"
 FILE_CHECK_NAMES = (FILE_INTACT, ROWS_COMPLETE)

@@ -13,9 +13,9 @@ can be read back by machines (the tests do).
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from eclipse_exports.rendering import html_template
 from eclipse_exports.reports.charts import horizontal_bars, stacked_columns
 from eclipse_exports.reports.figures import LIST_LIMIT, ReportData
+from eclipse_exports.reports.rendering import html_template
 
 TEMPLATE = "executive_report.html"
 TITLE_CHARS = 160

@@ -10,12 +10,12 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from eclipse_exports.exports.verification import ExpectedFile
+from eclipse_exports.exports.writers import content_type
 from eclipse_exports.models import ExportFormat
 from eclipse_exports.reports.figures import ReportData, collect_report
 from eclipse_exports.reports.page import render_report
-from eclipse_exports.storage import ExportStorage, StoredBytesCallback
-from eclipse_exports.verification import ExpectedFile
-from eclipse_exports.writers import content_type
+from eclipse_exports.storage.client import ExportStorage, StoredBytesCallback
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class WrittenReport:
     sha256: str
 
     def expected_file(self) -> ExpectedFile:
-        """What the stored object must be (:func:`eclipse_exports.verification.verify_export_file`): these bytes,
-        as HTML, listing ``data.row_count`` rows."""
+        """What the stored object must be (:func:`eclipse_exports.exports.verification.verify_export_file`):
+        these bytes, as HTML, listing ``data.row_count`` rows."""
         return ExpectedFile(self.key, ExportFormat.HTML, False, self.byte_size, self.sha256, self.data.row_count,
                             content_type=content_type(ExportFormat.HTML))
 

@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from sqlalchemy import Engine
 
-from eclipse_exports.delivery import (
+from eclipse_exports.delivery.email import (
     DEFAULT_SENDER,
     MAX_ATTACHMENT_ENCODED_BYTES,
     DeliveryFailed,
@@ -34,7 +34,7 @@ from eclipse_exports.delivery import (
 from eclipse_exports.reports.page import headline_cards, moment_utc, period_label, previous_noun
 from eclipse_exports.reports.publish import WrittenReport, write_report
 from eclipse_exports.source.access import workspace_status
-from eclipse_exports.storage import ExportStorage
+from eclipse_exports.storage.client import ExportStorage
 
 PRESIGN_MAX_SECONDS = 7 * 86_400
 """The longest lifetime of a SigV4 presigned URL."""

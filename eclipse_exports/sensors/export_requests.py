@@ -1,7 +1,7 @@
 """``export_request_sensor``: turns new entries of the request stream into export runs.
 
 The cursor is the last stream entry id handled. Each tick hands the entries
-after it to :func:`eclipse_exports.intake.take_requests` (validation, access,
+after it to :func:`eclipse_exports.queue.intake.take_requests` (validation, access,
 dead-lettering, statuses) and returns one ``RunRequest`` per accepted request:
 run key = request id, partition = workspace id, run config = the request,
 CONTRACT tags. New workspaces are added to the ``workspaces`` partitions in
@@ -35,13 +35,13 @@ from dagster import (
 )
 from redis.exceptions import RedisError
 
-from eclipse_exports import export_summary
 from eclipse_exports.assets.exports import ExportConfig, run_tags
 from eclipse_exports.config import known_secrets, redact
-from eclipse_exports.intake import Refusal, take_requests
+from eclipse_exports.exports import summary as export_summary
 from eclipse_exports.jobs import EXPORT_JOBS, export_job_name
 from eclipse_exports.models import ExportRequest
 from eclipse_exports.partitions import workspace_partitions
+from eclipse_exports.queue.intake import Refusal, take_requests
 from eclipse_exports.resources import RedisResource, SourceDatabaseResource
 
 MAX_ENTRIES_PER_TICK = 200
