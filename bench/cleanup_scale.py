@@ -82,7 +82,8 @@ def child(env: dict) -> dict:
     import redis
 
     from eclipse_exports import retention
-    from eclipse_exports.retention.cleanup import RetentionPolicy, run_cleanup
+    from eclipse_exports.retention.cleanup import run_cleanup
+    from eclipse_exports.retention.policy import RetentionPolicy
     from eclipse_exports.storage.client import ExportStorage, make_s3_client
 
     if env.get("in_flight"):

@@ -26,7 +26,8 @@ from pydantic import Field
 
 from eclipse_exports.models import ResourceType
 from eclipse_exports.resources import ExportLimitsResource, ExportStorageResource, RedisResource
-from eclipse_exports.retention.cleanup import CleanupSummary, run_cleanup
+from eclipse_exports.retention.cleanup import run_cleanup
+from eclipse_exports.retention.summary import CleanupSummary
 
 EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS, ResourceType.REPORT)
 MAX_TABLE_ROWS = 500

@@ -57,7 +57,8 @@ from eclipse_exports.queue.dead_letters import recent_dead_letters
 from eclipse_exports.queue.producer import enqueue_request
 from eclipse_exports.queue.status import TERMINAL_STATUSES, JobStatusStore
 from eclipse_exports.reports.weekly import ReportWeek
-from eclipse_exports.retention.cleanup import RetentionPolicy, run_cleanup
+from eclipse_exports.retention.cleanup import run_cleanup
+from eclipse_exports.retention.policy import RetentionPolicy
 from eclipse_exports.retention.usage import QuotaPolicy, WorkspaceUsage
 from eclipse_exports.source.access import active_workspace_ids, workspace_status
 from eclipse_exports.source.demo_data import SCALES, load_demo_data

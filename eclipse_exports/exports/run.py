@@ -40,7 +40,9 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 from sqlalchemy import Engine
 
-from eclipse_exports.delivery.email import DeliveryFailed, build_export_email, parse_smtp_url, recipient_for, send_email
+from eclipse_exports.delivery.email import build_export_email
+from eclipse_exports.delivery.recipients import recipient_for
+from eclipse_exports.delivery.smtp import DeliveryFailed, parse_smtp_url, send_email
 from eclipse_exports.exports.columns import export_schema
 from eclipse_exports.exports.verification import ExpectedFile, FileVerification, verify_export_file
 from eclipse_exports.exports.writers import content_type, format_timestamps, open_writer
@@ -51,7 +53,8 @@ from eclipse_exports.retention.usage import QuotaPolicy, WorkspaceUsage
 from eclipse_exports.source.access import check_access, check_workspace
 from eclipse_exports.source.queries import count_query, export_query
 from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
-from eclipse_exports.storage.client import ExportStorage, MultipartUpload
+from eclipse_exports.storage.client import ExportStorage
+from eclipse_exports.storage.multipart import MultipartUpload
 
 PREVIEW_ROWS = 5
 

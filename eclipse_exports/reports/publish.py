@@ -15,7 +15,8 @@ from eclipse_exports.exports.writers import content_type
 from eclipse_exports.models import ExportFormat
 from eclipse_exports.reports.figures import ReportData, collect_report
 from eclipse_exports.reports.page import render_report
-from eclipse_exports.storage.client import ExportStorage, StoredBytesCallback
+from eclipse_exports.storage.client import ExportStorage
+from eclipse_exports.storage.multipart import StoredBytesCallback
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,11 @@ from sqlalchemy import Engine
 from eclipse_exports.delivery.email import (
     DEFAULT_SENDER,
     MAX_ATTACHMENT_ENCODED_BYTES,
-    DeliveryFailed,
-    SmtpTarget,
     attachment_fits,
     build_report_email,
-    report_recipients,
-    send_email,
 )
+from eclipse_exports.delivery.recipients import report_recipients
+from eclipse_exports.delivery.smtp import DeliveryFailed, SmtpTarget, send_email
 from eclipse_exports.reports.page import headline_cards, moment_utc, period_label, previous_noun
 from eclipse_exports.reports.publish import WrittenReport, write_report
 from eclipse_exports.source.access import workspace_status

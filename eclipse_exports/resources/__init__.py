@@ -16,10 +16,11 @@ from redis.retry import Retry
 from sqlalchemy import Engine
 
 from eclipse_exports.config import Settings
-from eclipse_exports.delivery.email import MAX_ATTACHMENT_ENCODED_BYTES, SmtpTarget, parse_smtp_url
+from eclipse_exports.delivery.email import MAX_ATTACHMENT_ENCODED_BYTES
+from eclipse_exports.delivery.smtp import SmtpTarget, parse_smtp_url
 from eclipse_exports.exports.run import ExportLimits
 from eclipse_exports.queue.status import JobStatusStore
-from eclipse_exports.retention.cleanup import RetentionPolicy
+from eclipse_exports.retention.policy import RetentionPolicy
 from eclipse_exports.source.engine import source_engine
 from eclipse_exports.storage.client import ExportStorage, make_s3_client
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import redis
 
 from eclipse_exports.queue.keys import workspace_usage_key
-from eclipse_exports.storage.client import ExportStorage, StoredBytesCallback
+from eclipse_exports.storage.client import ExportStorage
+from eclipse_exports.storage.multipart import StoredBytesCallback
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The export asset records its own failures; this catches the rest (a run that
 crashed before the asset's error handling, a worker killed mid-export, a run
 that failed to start). For every failed export run it also aborts the job's
 incomplete multipart upload and deletes a file the run may have completed
-(:func:`eclipse_exports.retention.cleanup.discard_job_files`), unless another run of
+(:func:`eclipse_exports.retention.leftovers.discard_job_files`), unless another run of
 the job has taken over. It never overwrites a job that already reached a
 terminal status. A killed worker's cause names the signal, from the code
 server's engine event ("terminated by signal 9"), instead of Dagster's
@@ -27,7 +27,7 @@ from eclipse_exports.exports.run import job_file_key
 from eclipse_exports.models import ErrorCode, utc_now
 from eclipse_exports.queue.status import TERMINAL_STATUSES
 from eclipse_exports.resources import ExportStorageResource, RedisResource
-from eclipse_exports.retention.cleanup import discard_job_files
+from eclipse_exports.retention.leftovers import discard_job_files
 
 _SIGNAL = re.compile(r"terminated by signal (\d+) \((\w+)\)")
 _EXIT_CODE = re.compile(r"unexpectedly exited with code (-?\d+)")

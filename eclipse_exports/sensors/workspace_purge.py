@@ -2,7 +2,7 @@
 
 Each tick reads the deleted workspaces and, for each not purged yet, deletes
 every object and incomplete upload under its prefix and marks the jobs of
-those files ``expired`` (:func:`eclipse_exports.retention.cleanup.purge_workspace`),
+those files ``expired`` (:func:`eclipse_exports.retention.purge.purge_workspace`),
 then removes it from the ``workspaces`` dynamic partitions. A purge that does
 not finish within the tick (or fails) is taken up again at the next one.
 ``archived`` workspaces are not purged: their files live out their retention.
@@ -33,7 +33,7 @@ from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
 from eclipse_exports.partitions import workspace_partitions
 from eclipse_exports.resources import ExportLimitsResource, ExportStorageResource, RedisResource, SourceDatabaseResource
-from eclipse_exports.retention.cleanup import purge_workspace, purged_workspaces
+from eclipse_exports.retention.purge import purge_workspace, purged_workspaces
 from eclipse_exports.source.access import deleted_workspace_ids
 
 TICK_TIME_BUDGET_SECONDS = 40.0

@@ -20,15 +20,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import Engine
 
-from eclipse_exports.delivery.email import (
-    DEFAULT_SENDER,
-    DeliveryFailed,
-    SmtpTarget,
-    build_export_email,
-    parse_smtp_url,
-    recipient_for,
-    send_email,
-)
+from eclipse_exports.delivery.email import DEFAULT_SENDER, build_export_email
+from eclipse_exports.delivery.recipients import recipient_for
+from eclipse_exports.delivery.smtp import DeliveryFailed, SmtpTarget, parse_smtp_url, send_email
 from eclipse_exports.local.services import free_port
 from eclipse_exports.models import ExportRequest
 

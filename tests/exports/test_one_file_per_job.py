@@ -11,7 +11,8 @@ from eclipse_exports.definitions import defs
 from eclipse_exports.models import ExportRequest
 from eclipse_exports.queue.keys import workspace_usage_key
 from eclipse_exports.queue.status import JobStatusStore
-from eclipse_exports.storage.client import METADATA_JOB_ID, ExportStorage, make_s3_client
+from eclipse_exports.storage.client import ExportStorage, make_s3_client
+from eclipse_exports.storage.keys import METADATA_JOB_ID
 
 PICKED_UP = datetime(2026, 11, 30, 8, 15, 42, tzinfo=UTC)
 

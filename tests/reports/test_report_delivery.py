@@ -14,7 +14,8 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from eclipse_exports.assets import executive_report
-from eclipse_exports.delivery.email import attachment_fits, build_report_email, encoded_attachment_bytes, parse_smtp_url
+from eclipse_exports.delivery.email import attachment_fits, build_report_email, encoded_attachment_bytes
+from eclipse_exports.delivery.smtp import parse_smtp_url
 from eclipse_exports.local.services import free_port
 from eclipse_exports.models import utc_now
 from eclipse_exports.reports.weekly import (
@@ -25,8 +26,8 @@ from eclipse_exports.reports.weekly import (
     publish_weekly_report,
 )
 from eclipse_exports.resources import ExportLimitsResource, ExportStorageResource, SmtpResource, SourceDatabaseResource
+from tests.delivery.test_delivery import start_smtp  # noqa: F401 - the aiosmtpd fixture
 from tests.report_dataset import RECIPIENTS, WEEK_2
-from tests.test_delivery import start_smtp  # noqa: F401 - the aiosmtpd fixture
 
 WEEK = ReportWeek(WEEK_2)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

@@ -83,7 +83,7 @@ def deployment(tmp_path_factory, report_sqlite, s3_endpoint, redis_url):
     """A Dagster home whose schedule has ticked and whose webserver took a backfill, then a daemon running both."""
     from aiosmtpd.controller import Controller
 
-    from tests.test_delivery import CollectingHandler
+    from tests.delivery.test_delivery import CollectingHandler
 
     home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")

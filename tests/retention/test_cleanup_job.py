@@ -26,8 +26,8 @@ from eclipse_exports.resources import ExportLimitsResource, ExportStorageResourc
 from eclipse_exports.schedules import export_cleanup_schedule
 from eclipse_exports.schedules.cleanup import cleanup_cron
 from eclipse_exports.storage.client import ExportStorage, make_s3_client
+from tests.retention.test_retention import all_keys, completed, cross_a_second, put_all, status
 from tests.s3_fault_proxy import S3FaultProxy
-from tests.test_retention import all_keys, completed, cross_a_second, put_all, status
 
 STAMP = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
 DELETE_WS_B = {"method": "POST", "query": r"(^|&)delete(=|&|$)", "body": b"<Key>workspaces/ws_b/", "status": 500}

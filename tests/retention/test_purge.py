@@ -11,9 +11,11 @@ from dagster import SensorResult, SkipReason, build_sensor_context, instance_for
 
 from eclipse_exports.queue.keys import workspace_usage_key
 from eclipse_exports.resources import ExportLimitsResource, ExportStorageResource, RedisResource, SourceDatabaseResource
-from eclipse_exports.retention.cleanup import RetentionPolicy, purge_workspace, purged_workspaces, run_cleanup
+from eclipse_exports.retention.cleanup import run_cleanup
+from eclipse_exports.retention.policy import RetentionPolicy
+from eclipse_exports.retention.purge import purge_workspace, purged_workspaces
 from eclipse_exports.sensors import workspace_purge_sensor
-from tests.test_retention import all_keys, completed, put_all, status
+from tests.retention.test_retention import all_keys, completed, put_all, status
 
 STAMP = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 

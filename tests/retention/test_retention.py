@@ -14,7 +14,8 @@ import pytest
 from eclipse_exports.queue.intake import INTAKE_FLOOR_KEY
 from eclipse_exports.queue.keys import DEAD_LETTER_STREAM, REQUEST_STREAM, job_status_key, workspace_usage_key
 from eclipse_exports.queue.status import JobStatusStore
-from eclipse_exports.retention.cleanup import RetentionPolicy, run_cleanup
+from eclipse_exports.retention.cleanup import run_cleanup
+from eclipse_exports.retention.policy import RetentionPolicy
 from eclipse_exports.storage.client import ExportStorage
 
 RETENTION = RetentionPolicy(export_retention=timedelta(hours=72), report_retention=timedelta(days=90))

@@ -10,7 +10,8 @@ from eclipse_exports.exports.run import ExportFailed, ExportLimits, run_export
 from eclipse_exports.models import ErrorCode, ExportRequest
 from eclipse_exports.queue.keys import workspace_usage_key
 from eclipse_exports.queue.status import JobStatusStore
-from eclipse_exports.retention.cleanup import RetentionPolicy, run_cleanup
+from eclipse_exports.retention.cleanup import run_cleanup
+from eclipse_exports.retention.policy import RetentionPolicy
 from eclipse_exports.retention.usage import QuotaPolicy, WorkspaceUsage
 
 

@@ -14,7 +14,7 @@ from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.resources import RedisResource
 from eclipse_exports.sensors import export_retry_watch_sensor
 from eclipse_exports.sensors.retry_watch import AUTO_RETRY_RUN_ID_TAG
-from tests.test_failed_runs import fail_like_a_killed_worker, started_run
+from tests.retention.test_failed_runs import fail_like_a_killed_worker, started_run
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from eclipse_exports.storage.client import UploadAborted
+from eclipse_exports.storage.multipart import UploadAborted
 
 
 def test_export_key_follows_the_contract(storage):
