@@ -1,6 +1,6 @@
-"""Runtime settings read from the environment (CONTRACT section 5).
+"""Runtime settings read from the environment (docs/interface.md section 5).
 
-Every setting has the CONTRACT default, so a bare environment gives a working
+Every setting has the interface's default, so a bare environment gives a working
 local setup: an SQLite source database in the local data folder, Redis on
 localhost and the ``eclipse-exports`` bucket.
 """
@@ -13,7 +13,11 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eclipse_exports.models import ID_RE
+
+def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """``ECLIPSE_DATA_DIR``, else ``./.local``, as an absolute path (the local data folder)."""
+    env = os.environ if env is None else env
+    return Path(env.get("ECLIPSE_DATA_DIR") or Path.cwd() / ".local").resolve()
 
 
 class Settings(BaseModel):
@@ -23,7 +27,7 @@ class Settings(BaseModel):
     services. Sizes are in bytes, durations in the unit their name says.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     data_dir: Path = Field(description="Local data folder (SQLite file, service data).")
     database_url: str = Field(description="SQLAlchemy URL of the Eclipse source database.")
@@ -43,14 +47,14 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read the CONTRACT environment variables, applying CONTRACT defaults.
+        """Read the interface's environment variables, applying the interface's defaults.
 
         ``ECLIPSE_DATA_DIR`` (default ``./.local``) locates the default SQLite
         file. Raises ``pydantic.ValidationError`` for a non-numeric or
         non-positive number, ``ValueError`` for a malformed ``ECLIPSE_WORKSPACE_QUOTA_OVERRIDES``.
         """
         env = os.environ if env is None else env
-        data_dir = Path(env.get("ECLIPSE_DATA_DIR") or Path.cwd() / ".local").resolve()
+        data_dir = data_dir_from_env(env)
         return cls(
             data_dir=data_dir,
             database_url=env.get("ECLIPSE_DATABASE_URL") or f"sqlite:///{data_dir / 'eclipse.db'}",
@@ -73,8 +77,10 @@ def parse_quota_overrides(text: str) -> dict[str, int]:
     """Parse ``ws_a=10737418240,ws_b=1_073_741_824`` into ``{workspace id: bytes}``.
 
     Empty text gives ``{}``. Raises ``ValueError`` naming the bad entry for a
-    malformed pair, an id outside the CONTRACT pattern or a non-positive size.
+    malformed pair, an id outside the pattern of docs/interface.md or a non-positive size.
     """
+    from eclipse_exports.models import ID_RE  # the request models cost a CLI command ~0.1 s it may not need
+
     overrides: dict[str, int] = {}
     for entry in (e.strip() for e in text.split(",")):
         if not entry:

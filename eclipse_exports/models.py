@@ -1,4 +1,4 @@
-"""The export request and job models: CONTRACT sections 2 and 3 as pydantic types.
+"""The export request and job models: docs/interface.md sections 2 and 3 as pydantic types.
 
 :class:`ExportRequest` is the one gate every request passes, whether it comes
 from the Redis stream (as JSON bytes) or from Dagster run config (as a dict).
@@ -48,7 +48,7 @@ class ExportFormat(StrEnum):
 
 
 class JobStatus(StrEnum):
-    """Lifecycle of an export job in its status hash (CONTRACT section 3)."""
+    """Lifecycle of an export job in its status hash (docs/interface.md section 3)."""
 
     PENDING = "pending"
     QUEUED = "queued"
@@ -86,8 +86,10 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, patte
 
 
 class _Strict(BaseModel):
-    # Only the CONTRACT (alias) names are accepted: `workspace_id` in a payload is an unknown field.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # Only the interface's (alias) names are accepted: `workspace_id` in a payload is an unknown field.
+    # Schemas are built on first validation, not at import: a CLI command that never validates a request
+    # (status, url, jobs) should not pay for building them.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class ExportFilters(_Strict):
@@ -125,9 +127,9 @@ class ExportOptions(_Strict):
 class ExportRequest(_Strict):
     """One export request as carried by the ``payload`` field of a stream entry.
 
-    Field names are the CONTRACT's camelCase names (aliases); Python code uses
+    Field names are the interface's camelCase names (aliases); Python code uses
     the snake_case attributes. Raises ``pydantic.ValidationError`` on any rule
-    of CONTRACT section 2 that fails.
+    of docs/interface.md section 2 that fails.
     """
 
     id: Identifier
@@ -196,7 +198,7 @@ class ExportRequest(_Strict):
             raise InvalidRequest(f"payload is not valid JSON: {exc}") from None
 
     def to_payload(self) -> str:
-        """The request as CONTRACT JSON (camelCase, unset optionals left out)."""
+        """The request as the interface's JSON (camelCase, unset optionals left out)."""
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
     @property
@@ -219,7 +221,7 @@ def _to_utc(value: datetime) -> datetime:
 
 
 class InvalidRequest(ValueError):
-    """A payload that breaks CONTRACT section 2; ``str(exc)`` is the readable reason."""
+    """A payload that breaks docs/interface.md section 2; ``str(exc)`` is the readable reason."""
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -240,7 +242,7 @@ def utc_now() -> datetime:
 
 
 def iso_utc(moment: datetime) -> str:
-    """Format a datetime as CONTRACT's ISO-8601 UTC string ``YYYY-MM-DDTHH:MM:SSZ``."""
+    """Format a datetime as the interface's ISO-8601 UTC string ``YYYY-MM-DDTHH:MM:SSZ``."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

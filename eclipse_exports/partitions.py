@@ -11,8 +11,9 @@ before any demo data (``demo-data`` spans the 90 days before today or
 
 from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, WeeklyPartitionsDefinition
 
+from eclipse_exports.reports.weekly import FIRST_REPORT_WEEK
+
 workspace_partitions = DynamicPartitionsDefinition(name="workspaces")
 
-FIRST_REPORT_WEEK = "2025-01-06"
 week_partitions = WeeklyPartitionsDefinition(start_date=FIRST_REPORT_WEEK, day_offset=1, timezone="UTC")
 executive_report_partitions = MultiPartitionsDefinition({"week": week_partitions, "workspace": workspace_partitions})

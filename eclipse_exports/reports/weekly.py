@@ -37,6 +37,9 @@ from eclipse_exports.storage.client import ExportStorage
 PRESIGN_MAX_SECONDS = 7 * 86_400
 """The longest lifetime of a SigV4 presigned URL."""
 
+FIRST_REPORT_WEEK = "2025-01-06"
+"""The first report week (Monday 6 January 2025), well before any demo data; its partitions start here."""
+
 
 @dataclass(frozen=True)
 class ReportWeek:
@@ -75,7 +78,7 @@ class ReportWeek:
 
 def publish_weekly_report(engine: Engine, storage: ExportStorage, workspace_id: str, week: ReportWeek,
                           generated_at: datetime) -> WrittenReport:
-    """Render ``workspace_id``'s report for ``week`` and store it at the CONTRACT report key (replacing it).
+    """Render ``workspace_id``'s report for ``week`` and store it at the interface's report key (replacing it).
 
     Raises ``LookupError`` for an unknown workspace; database and S3 errors propagate.
     """

@@ -31,8 +31,8 @@ from dagster import (
 
 from eclipse_exports.assets.executive_report import REPORTS_PER_RUN
 from eclipse_exports.jobs import executive_report_job
-from eclipse_exports.partitions import FIRST_REPORT_WEEK, executive_report_partitions, workspace_partitions
-from eclipse_exports.reports.weekly import ReportWeek
+from eclipse_exports.partitions import executive_report_partitions, workspace_partitions
+from eclipse_exports.reports.weekly import FIRST_REPORT_WEEK, ReportWeek
 from eclipse_exports.resources import SourceDatabaseResource
 from eclipse_exports.source.access import active_workspace_ids
 

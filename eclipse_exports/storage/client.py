@@ -6,12 +6,12 @@
 """
 
 import functools
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import boto3
 import botocore.session
 from botocore.client import Config as BotoConfig
 from botocore.exceptions import ClientError
@@ -25,9 +25,13 @@ MAX_DELETE_KEYS = 1000
 
 
 def make_s3_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
-    """A boto3 S3 client; credentials and region come from boto3's usual sources (env vars).
+    """An S3 client (botocore's, which boto3 wraps); credentials come from the usual sources (env vars,
+    instance role), the region from ``region``, else ``AWS_REGION``, ``AWS_DEFAULT_REGION``, else ``us-east-1``
+    (SigV4 signs with it: a bucket in another region needs its own).
 
-    Path-style addressing is used when an endpoint is given (SeaweedFS, moto, MinIO).
+    Path-style addressing is used when an endpoint is given (SeaweedFS, moto, MinIO). The client is made
+    from botocore's session directly: importing boto3 would add ~80 ms (its s3transfer) to every process,
+    CLI commands and run workers alike, for helpers (``upload_file``…) this project does not use.
     """
     config = BotoConfig(
         s3={"addressing_style": "path"} if endpoint_url else {},
@@ -35,8 +39,8 @@ def make_s3_client(endpoint_url: str | None = None, region: str | None = None) -
         retries={"max_attempts": 5, "mode": "standard"},
         max_pool_connections=MAX_PARTS_IN_FLIGHT + 4,
     )
-    return _boto3_session().client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
-                                   config=config)
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return _botocore_session().create_client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 def _parse_timestamp(value: Any) -> datetime:
@@ -54,11 +58,11 @@ def _parse_timestamp(value: Any) -> datetime:
 
 
 @functools.cache
-def _boto3_session() -> boto3.session.Session:
-    """One boto3 session per process (as ``boto3.client`` uses), with the fast timestamp parser."""
+def _botocore_session() -> botocore.session.Session:
+    """One botocore session per process (as ``boto3.client`` keeps one), with the fast timestamp parser."""
     session = botocore.session.get_session()
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
-    return boto3.session.Session(botocore_session=session)
+    return session
 
 
 class ObjectMissing(LookupError):
@@ -79,7 +83,7 @@ class StoredObject:
 class ExportStorage(ObjectKeys):
     """Export files of all workspaces in one bucket, each workspace under its own prefix.
 
-    ``client`` is a boto3 S3 client (see :func:`make_s3_client`); ``prefix``
+    ``client`` is an S3 client (see :func:`make_s3_client`); ``prefix``
     is the optional deployment prefix (``ECLIPSE_S3_PREFIX``).
     """
 

@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from eclipse_exports.local.deployment import (
-    DeploymentRefused,
-    apply_env_file,
-    choose_port,
-    lock_data_folder,
-    read_env_file,
-    write_env_file,
-)
+from eclipse_exports.local.deployment import DeploymentRefused, choose_port, lock_data_folder
+from eclipse_exports.local.env_file import apply_env_file, read_env_file, write_env_file
 from eclipse_exports.local.services import free_port
 
 EXPORTS = Path(sys.executable).parent / "eclipse-exports"
@@ -98,13 +92,13 @@ def test_a_server_that_loses_its_port_to_another_program_is_not_taken_for_starte
 
 def test_dev_stops_when_another_program_holds_the_ui_port_its_webserver_needs(listener):
     """`dagster dev` runs on with its webserver dead when the UI port is taken under it: dev must stop, saying so."""
-    from eclipse_exports.cli import CliError, _watch_ui_port
+    from eclipse_exports.local.runtime import watch_ui_port
 
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a dev whose UI never binds
     try:
         started = time.monotonic()
-        with pytest.raises(CliError, match=f"port {listener} was taken by another program as the Dagster UI"):
-            _watch_ui_port(stand_in, "127.0.0.1", listener, timeout=30, grace=1)
+        with pytest.raises(DeploymentRefused, match=f"port {listener} was taken by another program as the Dagster UI"):
+            watch_ui_port(stand_in, "127.0.0.1", listener, timeout=30, grace=1)
         assert time.monotonic() - started < 10
     finally:
         stand_in.kill()
@@ -112,14 +106,14 @@ def test_dev_stops_when_another_program_holds_the_ui_port_its_webserver_needs(li
 
 
 def test_the_ui_watch_returns_once_our_own_process_listens():
-    from eclipse_exports.cli import _watch_ui_port
+    from eclipse_exports.local.runtime import watch_ui_port
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         started = time.monotonic()
-        _watch_ui_port(server, "127.0.0.1", port, timeout=60, grace=1)
+        watch_ui_port(server, "127.0.0.1", port, timeout=60, grace=1)
         assert server.poll() is None and time.monotonic() - started < 20  # at once, not at the timeout
     finally:
         server.kill()
