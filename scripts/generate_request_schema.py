@@ -1,9 +1,9 @@
 """Write ``schemas/export-request.schema.json``: the JSON Schema of a stream request, from the pydantic model.
 
-The schema is generated from :class:`eclipse_exports.models.ExportRequest` with the CONTRACT (camelCase)
+The schema is generated from :class:`eclipse_exports.models.ExportRequest` with the interface's (camelCase)
 field names, so producers such as the Eclipse web app can validate a payload before the ``XADD``.
 It carries the per-field rules only (types, id pattern, vocabularies, lengths, unknown fields);
-the cross-field rules of CONTRACT section 2 (format/resource pairs, filters and options that must fit
+the cross-field rules of docs/interface.md section 2 (format/resource pairs, filters and options that must fit
 the resource and format, ``from`` < ``to``) live in the model alone.
 
 Usage: ``.venv/bin/python scripts/generate_request_schema.py`` (rewrite the file) or ``--check``
@@ -29,7 +29,7 @@ SCHEMA_ID = "https://eclipse-exports.invalid/schemas/export-request.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DESCRIPTION = (
     "One export request, the UTF-8 JSON object in the 'payload' field of an entry of the Redis stream "
-    "'eclipse:exports:requests' (CONTRACT section 2). Generated from the pydantic model "
+    "'eclipse:exports:requests' (docs/interface.md section 2). Generated from the pydantic model "
     "eclipse_exports.models.ExportRequest by scripts/generate_request_schema.py; do not edit by hand. "
     "Per-field rules only: the cross-field rules (format 'html' for 'report' and only for it; severity and "
     "brand filters for alerts and infringements only; status values from the resource's own vocabulary; "
@@ -46,7 +46,7 @@ class _ContractNames(GenerateJsonSchema):
 
 
 def build_schema() -> dict[str, Any]:
-    """The request schema as a dict, CONTRACT names, ``$schema``/``$id``/``title`` first."""
+    """The request schema as a dict, the interface's names, ``$schema``/``$id``/``title`` first."""
     generated = ExportRequest.model_json_schema(by_alias=True, schema_generator=_ContractNames)
     generated.pop("title", None)
     generated.pop("description", None)

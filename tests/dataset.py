@@ -131,7 +131,7 @@ def _ts_key(row: dict, column: str) -> tuple:
 
 def expected_rows(resource: str, workspace_id: str, severity=None, status=None, brand=None,
                   date_from=None, date_to=None, data: dict[str, list[dict]] = DATASET) -> list[dict]:
-    """The export rows (CONTRACT columns, Python values, timestamps aware UTC) in CONTRACT order."""
+    """The export rows (the interface's columns, Python values, timestamps aware UTC) in the interface's order."""
     brand_names = {b["id"]: b["name"] for b in data["brands"]}
     emails = {u["id"]: u["email"] for u in data["users"]}
     ts_column = "created_at" if resource == "actions" else "detected_at"

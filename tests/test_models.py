@@ -1,4 +1,4 @@
-"""The request model is the gate: every CONTRACT section 2 rule, good and bad."""
+"""The request model is the gate: every docs/interface.md section 2 rule, good and bad."""
 
 import json
 

@@ -71,7 +71,7 @@ SCOPE_TAG, PROGRESS_TAG, ERROR_CODE_TAG = f"{RUN_TAG_PREFIX}scope", f"{RUN_TAG_P
 
 
 class ExportFiltersConfig(Config):
-    """Row filters (CONTRACT ``filters``); dates are ISO-8601 with an offset."""
+    """Row filters (the interface's ``filters``); dates are ISO-8601 with an offset."""
 
     severity: list[str] | None = None
     status: list[str] | None = None
@@ -81,7 +81,7 @@ class ExportFiltersConfig(Config):
 
 
 class ExportOptionsConfig(Config):
-    """File options (CONTRACT ``options``)."""
+    """File options (the interface's ``options``)."""
 
     compression: str = "none"
     excel_compatible: bool = False
@@ -131,7 +131,7 @@ class ExportConfig(Config):
         return created if created.tzinfo else created.replace(tzinfo=UTC)  # run storage keeps naive UTC
 
     def to_request(self, resource: ResourceType, workspace_id: str, run_id: str) -> ExportRequest:
-        """Validate this config as a CONTRACT request. Raises :class:`InvalidRequest`."""
+        """Validate this config as a the interface's request. Raises :class:`InvalidRequest`."""
         filters = {k: v for k, v in {
             "severity": self.filters.severity, "status": self.filters.status, "brand": self.filters.brand,
             "from": self.filters.date_from, "to": self.filters.date_to}.items() if v is not None}
@@ -151,7 +151,7 @@ class ExportConfig(Config):
 
 
 def run_tags(request: ExportRequest) -> dict[str, str]:
-    """The run tags of a request's run: the CONTRACT ones and ``eclipse/scope`` (``full`` or ``filtered``)."""
+    """The run tags of a request's run: the interface's ones and ``eclipse/scope`` (``full`` or ``filtered``)."""
     return {
         f"{RUN_TAG_PREFIX}job_id": request.id,
         f"{RUN_TAG_PREFIX}workspace_id": request.workspace_id,

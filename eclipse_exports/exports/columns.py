@@ -1,4 +1,4 @@
-"""The exported columns of each resource (CONTRACT section 4), as one Arrow schema each.
+"""The exported columns of each resource (docs/interface.md section 4), as one Arrow schema each.
 
 Every format writes exactly these columns in this order. Timestamps are
 ``timestamp[us, UTC]`` in Arrow (and Parquet); text formats render them as

@@ -26,7 +26,7 @@ file of the job is deleted once the new one is complete. The file carries
 the job id, workspace and resource as S3 user metadata. The usage counter
 follows every part stored, and forgets replaced and removed files.
 
-Errors the user can act on raise :class:`ExportFailed` with a CONTRACT error
+Errors the user can act on raise :class:`ExportFailed` with an interface error
 code; anything else propagates (the caller marks the job ``failed``). A file
 that was written but could not be delivered (email failure) is deleted.
 """
@@ -65,7 +65,7 @@ DEFAULT_REPORT_PERIOD = timedelta(days=7)
 class ExportFailed(Exception):
     """A job that cannot complete for a reason the user can act on.
 
-    ``code`` is the CONTRACT ``errorCode``; ``str(exc)`` the readable cause.
+    ``code`` is the interface's ``errorCode``; ``str(exc)`` the readable cause.
     Retrying does not help.
     """
 
@@ -88,7 +88,7 @@ class FileVerificationFailed(ExportFailed):
 
 @dataclass(frozen=True)
 class ExportLimits:
-    """Deployment limits (CONTRACT section 5): rows per export, bytes per workspace, file lifetime.
+    """Deployment limits (docs/interface.md section 5): rows per export, bytes per workspace, file lifetime.
 
     ``workspace_quota_overrides`` maps workspace ids to their own quota in bytes.
     """

@@ -32,12 +32,12 @@ def scope(request: ExportRequest) -> str:
 
 
 def filters(request: ExportRequest) -> dict[str, Any]:
-    """The request's filters under their CONTRACT names, unset ones left out (``{}`` for none)."""
+    """The request's filters under their the interface's names, unset ones left out (``{}`` for none)."""
     return request.filters.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def options(request: ExportRequest) -> dict[str, Any]:
-    """The request's file options under their CONTRACT names, with defaults filled in."""
+    """The request's file options under their the interface's names, with defaults filled in."""
     return request.options.model_dump(mode="json", by_alias=True)
 
 

@@ -2,7 +2,7 @@
 
 :func:`take_requests` reads the request stream after a cursor (the last entry
 id handled; entries are never popped or deleted), and for each entry runs the
-CONTRACT checks in order:
+the interface's checks in order:
 
 1. the payload is a valid request (else ``invalid_request``, and the entry is
    copied to the dead-letter stream with the reason);

@@ -1,4 +1,4 @@
-"""Redis key names (CONTRACT sections 2 and 3, plus the project's own: id registry, usage counters, purges)."""
+"""Redis key names (docs/interface.md sections 2 and 3, plus the project's own: id registry, usage counters, purges)."""
 
 REQUEST_STREAM = "eclipse:exports:requests"
 DEAD_LETTER_STREAM = "eclipse:exports:dead-letter"

@@ -1,8 +1,8 @@
-"""Job status hashes in Redis (CONTRACT section 3): one hash per export job.
+"""Job status hashes in Redis (docs/interface.md section 3): one hash per export job.
 
-Every value is a string; timestamps are ISO-8601 UTC. Besides the CONTRACT
+Every value is a string; timestamps are ISO-8601 UTC. Besides the interface's
 fields the store writes ``rowsWritten`` while a job runs, ``request`` (the
-request's CONTRACT JSON, so ``eclipse-exports retry`` can send it again) and
+request's the interface's JSON, so ``eclipse-exports retry`` can send it again) and
 ``retryOf`` for a re-submitted job. A hash expires a week after the job's
 file would (``retention_hours`` + 7 days).
 
@@ -32,7 +32,7 @@ return 1
 """
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED})
-# Fields that describe a stored file; a failed job has none of them (CONTRACT section 3).
+# Fields that describe a stored file; a failed job has none of them (docs/interface.md section 3).
 FILE_FIELDS = ("rowCount", "byteSize", "filePath", "downloadUrl", "expiresAt")
 
 

@@ -1,6 +1,6 @@
 """Dagster resources: thin, typed handles on the source database, Redis and S3.
 
-Each field left unset falls back to the CONTRACT environment variable (via
+Each field left unset falls back to the interface's environment variable (via
 :class:`eclipse_exports.config.Settings`), so ``definitions.py`` needs no
 configuration dicts and no secret is ever part of resource config shown in
 the Dagster UI. Tests set the fields to their throwaway services.

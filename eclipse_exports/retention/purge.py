@@ -35,7 +35,7 @@ def purge_workspace(storage: ExportStorage, client: redis.Redis, workspace_id: s
     file a still-running export writes there, and its usage counter is
     dropped. ``deadline`` (``time.monotonic()`` value) stops early; the
     outcome is then incomplete and the caller runs it again. Raises
-    ``ValueError`` for an id outside the CONTRACT pattern.
+    ``ValueError`` for an id outside the pattern of docs/interface.md.
     """
     started = time.monotonic()
     prefix = storage.workspace_prefix(workspace_id)

@@ -4,7 +4,7 @@ The cursor is the last stream entry id handled. Each tick hands the entries
 after it to :func:`eclipse_exports.queue.intake.take_requests` (validation, access,
 dead-lettering, statuses) and returns one ``RunRequest`` per accepted request:
 run key = request id, partition = workspace id, run config = the request,
-CONTRACT tags. New workspaces are added to the ``workspaces`` partitions in
+the interface's tags. New workspaces are added to the ``workspaces`` partitions in
 the same result.
 
 Refused entries are named in the tick's log (entry id, request id, code,

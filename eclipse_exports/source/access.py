@@ -1,6 +1,6 @@
-"""Who may export what (CONTRACT section 2), checked against the source database.
+"""Who may export what (docs/interface.md section 2), checked against the source database.
 
-The checks run in CONTRACT order: the workspace exists, it is ``active``, and
+The checks run in the interface's order: the workspace exists, it is ``active``, and
 the user is a member whose role allows the resource. Used at pick-up by the
 sensor and again when the run starts, since membership may change while a
 run is queued.
@@ -23,7 +23,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[ResourceType]] = {
 
 @dataclass(frozen=True)
 class AccessDenied:
-    """A refusal: the CONTRACT error code and a sentence for the user."""
+    """A refusal: the interface's error code and a sentence for the user."""
 
     code: ErrorCode
     message: str

@@ -1,4 +1,4 @@
-"""Demo data for the Eclipse source database: the CONTRACT's named workspaces and
+"""Demo data for the Eclipse source database: the interface's named workspaces and
 users plus realistic generated alerts, infringements and actions.
 
 Generation is deterministic: the same ``seed`` and ``as_of`` give the same

@@ -2,7 +2,7 @@
 
 This is the only place that turns a request into SQL. The workspace id and
 every filter value are bound parameters; nothing from a request is ever part
-of the SQL text. Each query selects the CONTRACT columns in order, labelled
+of the SQL text. Each query selects the interface's columns in order, labelled
 with their export names, and orders rows by the timestamp column (nulls last, the same on
 every database), then id.
 """
@@ -121,7 +121,7 @@ _BUILDERS: dict[ResourceType, Callable[[str, ExportFilters], Select]] = {
 def export_query(resource: ResourceType, workspace_id: str, filters: ExportFilters | None = None) -> Select:
     """The ordered export SELECT for one workspace's rows of ``resource``.
 
-    Columns are the CONTRACT export columns in order (see ``columns.py``).
+    Columns are the interface's export columns in order (see ``columns.py``).
     Raises ``KeyError`` for ``report``, which is not a row export.
     """
     return _BUILDERS[ResourceType(resource)](workspace_id, filters or ExportFilters())

@@ -1,4 +1,4 @@
-"""The Eclipse application's tables (CONTRACT section 1) as SQLAlchemy Core metadata.
+"""The Eclipse application's tables (docs/interface.md section 1) as SQLAlchemy Core metadata.
 
 The project only reads these tables; ``eclipse-exports demo-data`` is the one
 writer. Timestamps are stored in UTC. Indexes cover the export scans: one

@@ -79,7 +79,7 @@ class ObjectKeys:
 
     def export_key(self, workspace_id: str, resource: ResourceType, job_id: str, extension: str,
                    at: datetime) -> str:
-        """Object key of an on-demand export file (CONTRACT section 4).
+        """Object key of an on-demand export file (docs/interface.md section 4).
 
         ``at`` is the request's moment (its ``createdAt``, else its pick-up
         time), never the run's start, so every run of one job writes the same key.

@@ -70,7 +70,7 @@ def _raw(payload) -> bytes:
 
 # name -> (payload, id whose status must say rejected (None: the payload carries no valid id), reason fragment)
 INVALID = {
-    # Path traversal and look-alikes in ids: refused by the CONTRACT id pattern before any key is built.
+    # Path traversal and look-alikes in ids: refused by the id pattern of docs/interface.md before any key is built.
     "traversal in id": (make_payload(job_id="../../ws_b"), None, "id: String should match pattern"),
     "traversal in workspaceId": (make_payload("trv-1", workspace="../../ws_b"), "trv-1", "workspaceId: String should"),
     "dotdot inside workspaceId": (make_payload("trv-2", workspace="ws_a/../ws_b"), "trv-2", "workspaceId"),

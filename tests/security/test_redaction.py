@@ -1,7 +1,7 @@
 """Credentials in the deployment's settings never reach what operators and users see.
 
 An export run is materialized with real services whose settings carry secrets (a database password, a
-Redis ACL password, the S3 secret key, all through the CONTRACT environment variables as in production), and
+Redis ACL password, the S3 secret key, all through the interface's environment variables as in production), and
 every place a run leaves text is searched for them: the run's whole Dagster event log (messages, error infos,
 stack traces, causes), its stored run record, materialization metadata, the job's Redis status hash and the
 process output. Plus unit tests of :func:`eclipse_exports.config.redact`.
@@ -47,7 +47,7 @@ def instance() -> Iterator[DagsterInstance]:
 
 @pytest.fixture
 def secret_env(monkeypatch, secret_redis_url, s3_endpoint, bucket):
-    """CONTRACT section 5 variables carrying credentials; resources read them as a deployment does."""
+    """docs/interface.md section 5 variables carrying credentials; resources read them as a deployment does."""
     monkeypatch.setenv("ECLIPSE_REDIS_URL", secret_redis_url)
     monkeypatch.setenv("ECLIPSE_S3_BUCKET", bucket)
     monkeypatch.setenv("ECLIPSE_S3_PREFIX", "tenant-files")

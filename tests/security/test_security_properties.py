@@ -50,7 +50,7 @@ def _sometimes() -> st.SearchStrategy[bool]:
 
 
 def _vocab_or_junk(vocabulary) -> st.SearchStrategy:
-    """Mostly a CONTRACT value; sometimes null or text the source database should not hold but might."""
+    """Mostly a the interface's value; sometimes null or text the source database should not hold but might."""
     return st.one_of(st.sampled_from(vocabulary), st.sampled_from(vocabulary), st.none(), TEXT)
 
 
@@ -193,7 +193,7 @@ def test_exports_only_ever_hold_the_requested_workspace(storage: ExportStorage, 
     event(f"rows exported: {'some' if rows else 'none'}")
     event(f"brand filter names another workspace's brand: {bool(set(request.filters.brand or ()) & others)}")
 
-    # Exactly the requested rows, in CONTRACT order. Bounds with a non-UTC offset are left out here: on SQLite
+    # Exactly the requested rows, in the interface's order. Bounds with a non-UTC offset are left out here: on SQLite
     # they select by wall-clock text (see test_date_filters_with_an_offset_select_by_instant).
     if _utc_or_absent(request):
         f = request.filters
@@ -294,7 +294,7 @@ FINAL = {"id": "fuzz-final-request", "workspaceId": "ws_a", "userId": "u_analyst
 
 
 def _valid(fields: dict[bytes, bytes]) -> bool:
-    if set(fields) != {b"payload"}:  # CONTRACT: one field, payload
+    if set(fields) != {b"payload"}:  # docs/interface.md: one field, payload
         return False
     try:
         ExportRequest.from_payload(fields[b"payload"])

@@ -1,4 +1,4 @@
-"""The CONTRACT access matrix, checked against the source database, and a membership revoked while queued."""
+"""The interface's access matrix, checked against the source database, and a membership revoked while queued."""
 
 import json
 

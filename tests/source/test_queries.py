@@ -1,4 +1,4 @@
-"""Query builders: workspace scoping, every filter, CONTRACT order — on SQLite and PostgreSQL."""
+"""Query builders: workspace scoping, every filter, the interface's order — on SQLite and PostgreSQL."""
 
 from datetime import UTC, datetime
 
