@@ -73,12 +73,12 @@ def progress_text(rows_written: int, total_rows: int, eta_seconds: float | None 
 
 
 def eta_text(seconds: float) -> str:
-    """``ETA 12 s``, ``ETA 2 min 5 s``, ``ETA 1 h 4 min`` (whole seconds, rounded up)."""
+    """``ETA 12 s``, ``ETA 1 min``, ``ETA 2 min 5 s``, ``ETA 1 h 4 min`` (whole seconds, rounded up)."""
     left = max(0, math.ceil(seconds))
     if left < 60:
         return f"ETA {left} s"
     if left < 3600:
-        return f"ETA {left // 60} min {left % 60} s"
+        return f"ETA {left // 60} min" + (f" {left % 60} s" if left % 60 else "")
     return f"ETA {left // 3600} h {left % 3600 // 60} min"
 
 
