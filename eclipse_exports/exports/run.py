@@ -272,7 +272,7 @@ def run_export(
     )
     if resource is not ResourceType.REPORT:
         PaceHistory(status.client).record(resource.value, request.format.value, Pace(
-            written.row_count, written.stream_seconds, time.monotonic() - streamed))
+            written.row_count, written.stream_seconds, time.monotonic() - streamed, written.byte_size))
     return replace(result, download_url=url, expires_at=expires_at, duration_seconds=time.monotonic() - clock)
 
 
@@ -307,7 +307,8 @@ def _write_rows(request: ExportRequest, engine: Engine, job_file: JobFile, statu
                 if written < PREVIEW_ROWS:
                     preview.append(batch.slice(0, PREVIEW_ROWS - written))
                 written += batch.num_rows
-                _report_progress(request.id, status, on_progress, written, total, eta.after(written))
+                _report_progress(request.id, status, on_progress, written, total,
+                                 eta.after(written, upload.bytes_written))
             writer.close()
             if sink is not upload:
                 sink.close()

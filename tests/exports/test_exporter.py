@@ -37,7 +37,8 @@ def fetch(storage, key) -> bytes:
 def test_export_lands_in_s3_with_exactly_the_workspace_rows(source, storage, redis_client, resource, fmt, options):
     request = make_request(resource=resource, fmt=fmt, options=options)
     seen = []
-    result = export(source, storage, redis_client, request, progress=lambda done, total, eta: seen.append((done, total, eta)))
+    result = export(source, storage, redis_client, request,
+                    progress=lambda done, total, eta: seen.append((done, total, eta)))
     expected = expected_rows(resource, "ws_a")
     data = fetch(storage, result.key)
     gz = options.get("compression") == "gzip"
