@@ -28,9 +28,10 @@ from eclipse_exports.models import ErrorCode, ExportRequest, JobStatus, iso_utc
 from eclipse_exports.queue.keys import AWAITING_RETRY, job_status_key, workspace_jobs_key
 from eclipse_exports.queue.transitions import TransitionScript
 
-# HSET queuePosition only while the job is queued; ARGV = position.
+# HSET queuePosition only while the job is queued (ARGV = position; empty: remove it).
 _SET_IF_QUEUED = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+if ARGV[1] == '' then return redis.call('HDEL', KEYS[1], 'queuePosition') end
 redis.call('HSET', KEYS[1], 'queuePosition', ARGV[1])
 return 1
 """
@@ -178,15 +179,19 @@ class JobStatusStore:
                                 "createdAt": request.created_at_utc or picked_up_at, "request": request.to_payload(),
                                 "streamEntryId": entry_id})
 
-    def queue_positions(self, positions: dict[str, int]) -> int:
-        """Write ``queuePosition`` (job id → place from 1) to the jobs still ``queued``; returns how many were.
+    def queue_positions(self, positions: dict[str, int], left: Collection[str] = ()) -> int:
+        """Write ``queuePosition`` (job id → place from 1) to the jobs still ``queued``, and remove it from the
+        ``left`` jobs (their run left the run queue but the job is still ``queued``: a run that is starting, or
+        failed and awaits Dagster's retry). Returns how many positions were written.
 
         One atomic check per job, so a job that started meanwhile never gets a position back.
         """
         pipe = self.client.pipeline(transaction=False)
         for job_id, position in positions.items():
             self._set_if_queued(keys=[job_status_key(job_id)], args=[position], client=pipe)
-        return sum(1 for written in pipe.execute() if written)
+        for job_id in left:
+            self._set_if_queued(keys=[job_status_key(job_id)], args=[""], client=pipe)
+        return sum(1 for written in pipe.execute()[:len(positions)] if written)
 
     def rejected(self, job_id: str, code: ErrorCode, message: str, fields: dict[str, str] | None = None,
                  at: datetime | None = None, entry_id: str | None = None) -> None:
@@ -211,7 +216,8 @@ class JobStatusStore:
         :meth:`retry_settled`, so a retry Dagster gives up on is noticed (see ``export_retry_watch_sensor``).
         """
         pipe = self.client.pipeline(transaction=True)
-        self.record_transition(job_id, JobStatus.QUEUED, {"progress": 0, "rowsWritten": 0}, pipe=pipe)
+        self.record_transition(job_id, JobStatus.QUEUED, {"progress": 0, "rowsWritten": 0}, pipe=pipe,
+                               drop=("queuePosition",))
         pipe.hset(AWAITING_RETRY, job_id, failed_run_id)
         pipe.execute()
 

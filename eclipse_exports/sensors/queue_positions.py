@@ -4,8 +4,9 @@ Every 5 seconds it reads the instance's queued runs (oldest first), the runs in 
 limits (``max_concurrent_runs``, tag concurrency limits), numbers the queued runs in the order they will
 start (:func:`eclipse_exports.observability.positions.queue_positions`), writes ``queuePosition`` to each
 still-``queued`` job's status hash, tags the run ``eclipse/progress: 3rd in queue`` when its place changed
-(the first :data:`TAGGED_PLACES` places; later ones say "over 50th in queue"), and records the queue's
-size in Redis for the metrics command. Independent of the run launcher: it reads the queue, not the workers.
+(the first :data:`TAGGED_PLACES` places; later ones say "over 50th in queue"), removes the place of a job
+whose run left the queue without starting the export (starting, or failed and awaiting a retry), and records
+the queue's size in Redis for the metrics command. Independent of the run launcher: it reads the queue, not the workers.
 """
 
 import json
@@ -48,14 +49,16 @@ def export_queue_position_sensor(context: SensorEvaluationContext, redis: RedisR
                                 [run.tags for run in running], run_queue_limits(instance))
     jobs = {run.tags[f"{RUN_TAG_PREFIX}job_id"]: positions[run.run_id] for run in queued
             if f"{RUN_TAG_PREFIX}job_id" in run.tags}
-    written = redis.get_status_store().queue_positions(jobs) if jobs else 0
+    last = json.loads(context.cursor) if context.cursor else {}
+    tagged, placed = last.get("tags", {}), last.get("jobs", [])
+    left = [job_id for job_id in placed if job_id not in jobs]  # their run left the queue: no place any more
+    written = redis.get_status_store().queue_positions(jobs, left) if jobs or left else 0
     write_run_counts(redis.get_client(), intake_owner(instance), len(queued), len(running))
-    tagged = json.loads(context.cursor) if context.cursor else {}
     now_tagged = {}
     for run in queued:
         text = place_text(positions[run.run_id])
         if tagged.get(run.run_id) != text:
             instance.add_run_tags(run.run_id, {PROGRESS_TAG: text})
         now_tagged[run.run_id] = text
-    return SensorResult(cursor=json.dumps(now_tagged), skip_reason=(
+    return SensorResult(cursor=json.dumps({"tags": now_tagged, "jobs": sorted(jobs)}), skip_reason=(
         f"{len(queued)} runs queued ({written} export jobs given their place), {len(running)} in progress"))

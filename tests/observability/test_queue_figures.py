@@ -10,6 +10,8 @@ import time
 
 import redis
 from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from eclipse_exports.models import ErrorCode, ExportRequest, utc_now
 from eclipse_exports.observability.health import (
@@ -139,5 +141,17 @@ def test_unread_entries_their_age_and_the_verdicts(redis_client, sqlite_engine):
 
 
 def test_a_redis_that_cannot_be_read_reports_itself_down():
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     assert samples(exposition(dead)) == {("eclipse_exports_redis_up", ()): 0.0}
+
+
+def test_a_job_whose_run_left_the_queue_loses_its_place(redis_client):
+    store = JobStatusStore(redis_client)
+    store.queued(ExportRequest.from_payload(json.dumps({"id": "waiting", **ALLOWED, "resourceType": "alerts",
+                                                        "format": "csv"})), utc_now(), "1-0")
+    assert store.queue_positions({"waiting": 2}) == 1 and store.get("waiting")["queuePosition"] == "2"
+    store.queue_positions({}, left=["waiting"])  # its run is starting, or failed and awaits a retry
+    assert store.get("waiting")["status"] == "queued" and "queuePosition" not in store.get("waiting")
+    store.queue_positions({"waiting": 1})
+    store.requeued("waiting", "run-x")
+    assert "queuePosition" not in store.get("waiting")
