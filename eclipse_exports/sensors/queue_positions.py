@@ -5,7 +5,8 @@ limits (``max_concurrent_runs``, tag concurrency limits), numbers the queued run
 start (:func:`eclipse_exports.observability.positions.queue_positions`), writes ``queuePosition`` to each
 still-``queued`` job's status hash, tags the run ``eclipse/progress: 3rd in queue`` when its place changed
 (the first :data:`TAGGED_PLACES` places; later ones say "over 50th in queue"), removes the place of a job
-whose run left the queue without starting the export (starting, or failed and awaiting a retry), and records
+whose run left the queue without starting the export (starting, or failed and awaiting a retry) and tags
+such a run ``left the queue`` until its export reports progress, and records
 the queue's size in Redis for the metrics command. Independent of the run launcher: it reads the queue, not the workers.
 """
 
@@ -28,6 +29,7 @@ from eclipse_exports.resources import RedisResource
 from eclipse_exports.sensors.export_requests import intake_owner
 
 TAGGED_PLACES = 50
+LEFT_THE_QUEUE = "left the queue"
 
 
 def place_text(position: int) -> str:
@@ -60,5 +62,9 @@ def export_queue_position_sensor(context: SensorEvaluationContext, redis: RedisR
         if tagged.get(run.run_id) != text:
             instance.add_run_tags(run.run_id, {PROGRESS_TAG: text})
         now_tagged[run.run_id] = text
+    gone = [run_id for run_id in tagged if run_id not in now_tagged]
+    for run in instance.get_runs(RunsFilter(run_ids=gone)) if gone else []:
+        if run.tags.get(PROGRESS_TAG, "").endswith(" in queue"):  # no progress of its own yet: never a stale place
+            instance.add_run_tags(run.run_id, {PROGRESS_TAG: LEFT_THE_QUEUE})
     return SensorResult(cursor=json.dumps({"tags": now_tagged, "jobs": sorted(jobs)}), skip_reason=(
         f"{len(queued)} runs queued ({written} export jobs given their place), {len(running)} in progress"))
