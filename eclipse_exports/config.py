@@ -44,6 +44,10 @@ class Settings(BaseModel):
     smtp_url: str | None = None
     report_retention_days: int = Field(90, gt=0)
     reports_per_run: int = Field(20, gt=0, le=500, description="Executive reports one Dagster run renders.")
+    queue_lag_alert_seconds: int = Field(300, gt=0, description="Oldest unread request age that fails the queue "
+                                                                "check (a warning; an error past twice it).")
+    queue_failure_alert_percent: float = Field(10.0, gt=0, le=100, description="Share of the last hour's "
+                                               "finished jobs that may fail before the failure check warns.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -70,6 +74,8 @@ class Settings(BaseModel):
             smtp_url=env.get("ECLIPSE_SMTP_URL") or None,
             report_retention_days=env.get("ECLIPSE_REPORT_RETENTION_DAYS") or 90,
             reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
+            queue_lag_alert_seconds=env.get("ECLIPSE_QUEUE_LAG_ALERT_SECONDS") or 300,
+            queue_failure_alert_percent=env.get("ECLIPSE_QUEUE_FAILURE_ALERT_PERCENT") or 10.0,
         )
 
 

@@ -38,6 +38,7 @@ from dagster import (
     AssetSpec,
     Backoff,
     Config,
+    DagsterEventType,
     DagsterInstance,
     DagsterRun,
     Failure,
@@ -66,6 +67,7 @@ RETRY_POLICY = RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL)
 RUN_TAG_PREFIX = "eclipse/"
 PROGRESS_LOG_SECONDS = 2.0
 PROGRESS_TAG_SECONDS = 3.0
+WILL_RETRY = " (will retry): "
 SCOPE_TAG, PROGRESS_TAG, ERROR_CODE_TAG = f"{RUN_TAG_PREFIX}scope", f"{RUN_TAG_PREFIX}progress", \
     f"{RUN_TAG_PREFIX}error_code"
 
@@ -167,20 +169,21 @@ def _tag_run(context: AssetExecutionContext, tags: dict[str, str]) -> None:
 
 
 class _ProgressReport:
-    """Progress of one run: a run-log line every 2 s and the ``eclipse/progress`` run tag every 3 s."""
+    """Progress of one run, with its ETA: a run-log line every 2 s and the ``eclipse/progress`` run tag every 3 s."""
 
     def __init__(self, context: AssetExecutionContext, job_id: str) -> None:
         self.context, self.job_id = context, job_id
         self.logged = self.tagged = 0.0
 
-    def __call__(self, rows: int, total: int) -> None:
+    def __call__(self, rows: int, total: int, eta_seconds: float | None = None) -> None:
         now, done = time.monotonic(), rows >= total
+        text = export_summary.progress_text(rows, total, None if done else eta_seconds)
         if now - self.logged >= PROGRESS_LOG_SECONDS or done:
             self.logged = now
-            self.context.log.info(f"{self.job_id}: {rows:,} of {total:,} rows written")
+            self.context.log.info(f"{self.job_id}: {text}")
         if now - self.tagged >= PROGRESS_TAG_SECONDS or done:
             self.tagged = now
-            _tag_run(self.context, {PROGRESS_TAG: export_summary.progress_text(rows, total)})
+            _tag_run(self.context, {PROGRESS_TAG: text})
 
 
 def _preview(result: ExportResult) -> str:
@@ -301,15 +304,40 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
                           metadata={"job_id": request.id, "error_code": exc.code.value}) from None
         except Exception as exc:
             message = redact(f"{type(exc).__name__}: {exc}", known_secrets())
+            for note in getattr(exc, "__notes__", ()):  # clean-up errors after the first cause
+                context.log.warning(f"{request.id}: {redact(note, known_secrets())}")
             if context.retry_number >= RETRY_POLICY.max_retries:
+                message = first_cause(earlier_attempt_causes(context), message)
                 status.failed(request.id, ErrorCode.EXPORT_FAILED, message, utc_now(), context.run.run_id)
                 _tag_run(context, {ERROR_CODE_TAG: ErrorCode.EXPORT_FAILED.value})
                 raise Failure(f"export_failed: {message}", allow_retries=False) from None
             context.log.warning(f"{request.id}: attempt {context.retry_number + 1} failed, retrying: {message}")
-            raise Failure(f"export_failed (will retry): {message}") from None
+            raise Failure(f"export_failed{WILL_RETRY}{message}") from None
         yield from _record(context, key, result, storage)
 
     return _export
+
+
+def earlier_attempt_causes(context: AssetExecutionContext) -> list[str]:
+    """The causes of this run's earlier attempts of the step, oldest first (from its ``STEP_UP_FOR_RETRY``
+    events: the ``Failure`` raised for a retry says ``export_failed (will retry): {cause}``)."""
+    records = context.instance.get_records_for_run(context.run.run_id,
+                                                   of_type=DagsterEventType.STEP_UP_FOR_RETRY).records
+    causes = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        error = getattr(event.event_specific_data, "error", None) if event else None
+        if error is not None and WILL_RETRY in error.message:
+            causes.append(error.message.split(WILL_RETRY, 1)[1].strip())
+    return causes
+
+
+def first_cause(earlier: list[str], last: str) -> str:
+    """What a job that failed on every attempt says: the first attempt's cause (a killed connection's later
+    attempts can fail otherwise, or in their clean-up), and the last one's when it differs."""
+    if not earlier or earlier[0] == last:
+        return last
+    return f"{earlier[0]} (the first of {len(earlier) + 1} attempts; the last failed with: {last})"
 
 
 def _record(context: AssetExecutionContext, key: AssetKey, result: ExportResult,

@@ -21,6 +21,12 @@ DAGSTER_LOCATION = {"repositoryLocationName": "eclipse_exports", "repositoryName
 ADD_PARTITION = """mutation($r: RepositorySelector!, $d: String!, $k: String!) {
   addDynamicPartition(repositorySelector: $r, partitionsDefName: $d, partitionKey: $k) {
     __typename ... on Error { message } } }"""
+BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+  ... on PartitionBackfill { status numPartitions assetBackfillData { assetBackfillStatuses { __typename
+    ... on AssetPartitionsStatusCounts { numPartitionsTargeted numPartitionsInProgress numPartitionsMaterialized
+      numPartitionsFailed } } } }
+  ... on Error { message } } }"""
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 LAUNCH_BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
 
@@ -99,8 +105,10 @@ def report_url(workspace_id: str, week: str) -> None:
 @click.option("--dagster-url", envvar="ECLIPSE_DAGSTER_URL", default="http://127.0.0.1:3000", show_default=True,
               help="The running Dagster webserver (default: ECLIPSE_DAGSTER_URL from the env file `dev` writes).")
 @click.option("--dry-run", is_flag=True, help="Print the partitions; launch nothing.")
+@click.option("--wait", is_flag=True, help="Wait for the reports, showing progress; exit 1 if any failed.")
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait with --wait.")
 def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple[str, ...], dagster_url: str,
-                    dry_run: bool) -> None:
+                    dry_run: bool, wait: bool, timeout: float) -> None:
     """Backfill executive_report for workspaces × weeks, as the UI's "Materialize" on the asset does.
 
     Dagster batches the partitions into runs (ECLIPSE_REPORTS_PER_RUN each). Prints the backfill id.
@@ -108,6 +116,7 @@ def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple
     \b
     Example:
       eclipse-exports report-backfill --weeks 4                  # every active workspace, last 4 weeks
+      eclipse-exports report-backfill --weeks 1 --workspace ws_acme --wait   # and wait for it, with progress
     """
     from eclipse_exports.models import ID_RE
     from eclipse_exports.source.access import active_workspace_ids, workspace_status
@@ -145,3 +154,46 @@ def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple
     click.echo(f"backfill {outcome['backfillId']}: {dagster_url.rstrip('/')}/runs/b/{outcome['backfillId']}",
                err=True)
     click.echo(outcome["backfillId"])
+    if wait:
+        _wait_for_backfill(dagster_url, outcome["backfillId"], timeout)
+
+
+def backfill_progress(backfill: dict) -> tuple[int, int, int, int]:
+    """(targeted, materialized, failed, in progress) partitions of an asset backfill's GraphQL answer."""
+    counts = [s for s in (backfill.get("assetBackfillData") or {}).get("assetBackfillStatuses") or []
+              if s.get("__typename") == "AssetPartitionsStatusCounts"]
+    targeted = sum(c["numPartitionsTargeted"] for c in counts) or int(backfill.get("numPartitions") or 0)
+    return (targeted, sum(c["numPartitionsMaterialized"] for c in counts),
+            sum(c["numPartitionsFailed"] for c in counts), sum(c["numPartitionsInProgress"] for c in counts))
+
+
+def backfill_line(backfill: dict) -> str:
+    """``[#######------] 12/40 reports  2 failed  4 in progress  REQUESTED`` (what ``--wait`` redraws)."""
+    targeted, done, failed, running = backfill_progress(backfill)
+    share = (done + failed) / targeted if targeted else 0.0
+    bar = "#" * int(share * 25) + "-" * (25 - int(share * 25))
+    return (f"[{bar}] {done}/{targeted} reports" + (f"  {failed} failed" if failed else "") +
+            (f"  {running} in progress" if running else "") + f"  {backfill['status']}")
+
+
+def _wait_for_backfill(dagster_url: str, backfill_id: str, timeout: float, every: float = 2.0) -> None:
+    """Redraw the backfill's progress on stderr until it ends; exit 1 when a report failed or it was canceled."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = _graphql(dagster_url, BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if answer["__typename"] != "PartitionBackfill":
+            common.fail(f"cannot follow backfill {backfill_id}: {answer.get('message', answer['__typename'])}")
+        line = backfill_line(answer)
+        finished = answer["status"] in BACKFILL_DONE
+        click.echo("\r" + line.ljust(90), nl=finished, err=True)
+        if finished:
+            break
+        if time.monotonic() > deadline:
+            click.echo("", err=True)
+            common.fail(f"backfill {backfill_id} still running after {timeout:.0f} s: {line.strip()}")
+        time.sleep(every)
+    _targeted, _done, failed, _running = backfill_progress(answer)
+    if failed or answer["status"] in ("COMPLETED_FAILED", "FAILED", "CANCELED"):
+        raise SystemExit(common.JOB_FAILED_EXIT)

@@ -20,6 +20,7 @@ from eclipse_exports.cli import common
 from eclipse_exports.models import ExportRequest, InvalidRequest, JobStatus
 
 RETRYABLE = (JobStatus.FAILED, JobStatus.EXPIRED)
+WATCH_LINE_WIDTH = 100  # a redrawn line is padded so a shorter one leaves nothing of the last behind
 
 
 def _payload_from_file(path: str) -> dict:
@@ -97,13 +98,35 @@ def _enqueue(request: ExportRequest, extra: dict[str, str] | None = None) -> str
     return request.id
 
 
-def _progress_line(fields: dict[str, str]) -> str:
+def _progress_line(fields: dict[str, str], now: datetime | None = None) -> str:
+    """One line of ``status --watch``: the bar, rows, status, and the place in the queue or the time left."""
     pct = int(fields.get("progress") or 0)
     bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
     rows = fields.get("rowsWritten") or "0"
     total = fields.get("rowCount") or "?"
     total_text = total if total == "?" else f"{int(total):,}"
-    return f"[{bar}] {pct:3d}%  {int(rows):,}/{total_text} rows  {fields.get('status')}"
+    outlook = _outlook(fields, now)
+    return f"[{bar}] {pct:3d}%  {int(rows):,}/{total_text} rows  {fields.get('status')}" + \
+        (f"  {outlook}" if outlook else "")
+
+
+def _outlook(fields: dict[str, str], now: datetime | None = None) -> str:
+    """``3rd in queue`` for a queued job with a place, ``ETA 12 s`` for a running one with an estimate (counting
+    down from ``estimatedCompletionAt``), else empty."""
+    from eclipse_exports.exports.summary import eta_text
+    from eclipse_exports.observability.positions import ordinal
+
+    state = fields.get("status")
+    if state == JobStatus.QUEUED and (fields.get("queuePosition") or "").isdigit():
+        return f"{ordinal(int(fields['queuePosition']))} in queue"
+    if state != JobStatus.RUNNING:
+        return ""
+    try:
+        at = datetime.fromisoformat(fields["estimatedCompletionAt"].replace("Z", "+00:00"))
+        return eta_text((at - (now or datetime.now(UTC))).total_seconds())
+    except (KeyError, ValueError):
+        pass
+    return eta_text(float(fields["etaSeconds"])) if (fields.get("etaSeconds") or "").isdigit() else ""
 
 
 def _age(moment: str | None, now: datetime | None = None) -> str:
@@ -125,9 +148,7 @@ def describe_job(fields: dict[str, str], dagster_url: str | None = None) -> list
     from eclipse_exports.exports import summary as export_summary
 
     job_id, state = fields.get("id", "?"), fields.get("status", "unknown")
-    lines = [f"job        {job_id}",
-             f"request    {fields.get('resourceType', '?')} as {fields.get('format', '?')} from "
-             f"{fields.get('workspaceId', '?')}, by {fields.get('userId', '?')}"]
+    lines = [f"job        {job_id}", f"request    {_request_line(fields)}"]
     if fields.get("request"):
         try:
             lines.append(f"scope      {export_summary.describe_scope(ExportRequest.from_payload(fields['request']))}")
@@ -139,6 +160,10 @@ def describe_job(fields: dict[str, str], dagster_url: str | None = None) -> list
     if state == JobStatus.COMPLETED and fields.get("byteSize"):
         detail = f"  {int(fields['rowCount']):,} rows, {export_summary.human_size(int(fields['byteSize']))}"
     lines.append(f"status     {state}{detail}")
+    if outlook := _outlook(fields):
+        lines.append(f"{'queue' if state == JobStatus.QUEUED else 'eta':<10} {outlook}" + (
+            f" (around {fields['estimatedCompletionAt']})" if state == JobStatus.RUNNING
+            and fields.get("estimatedCompletionAt") else ""))
     if fields.get("errorCode") or fields.get("error"):
         lines.append(f"error      {fields.get('errorCode', '?')}: {fields.get('error', '')}")
     for name, label in (("createdAt", "created"), ("startedAt", "started"), ("completedAt", "finished")):
@@ -157,6 +182,16 @@ def describe_job(fields: dict[str, str], dagster_url: str | None = None) -> list
     if state in RETRYABLE:
         lines.append(f"next       eclipse-exports retry {job_id}")
     return lines
+
+
+def _request_line(fields: dict[str, str]) -> str:
+    """``alerts as csv from ws_acme, by usr_acme_analyst``; a refused request's parts that could not be read
+    are said so (the dead-letter entry keeps the whole entry)."""
+    parts = {name: fields.get(name) for name in ("resourceType", "format", "workspaceId", "userId")}
+    if not any(parts.values()):
+        return "not readable (see `eclipse-exports dead-letters` for the entry as sent)"
+    said = {name: value or "(not readable)" for name, value in parts.items()}
+    return f"{said['resourceType']} as {said['format']} from {said['workspaceId']}, by {said['userId']}"
 
 
 @click.command("status")
@@ -181,12 +216,12 @@ def status_cmd(job_id: str, watch: bool, as_json: bool, timeout: float) -> None:
         fields = store.get(job_id)
         deadline = time.monotonic() + timeout
         while watch and fields.get("status") not in TERMINAL_STATUSES and time.monotonic() < deadline:
-            click.echo("\r" + _progress_line(fields) if fields else f"\rwaiting for {job_id} to be picked up…",
-                       nl=False, err=True)
+            line = _progress_line(fields) if fields else f"waiting for {job_id} to be picked up…"
+            click.echo("\r" + line.ljust(WATCH_LINE_WIDTH), nl=False, err=True)
             time.sleep(0.5)
             fields = store.get(job_id)
         if watch and fields:
-            click.echo("\r" + _progress_line(fields), err=True)
+            click.echo("\r" + _progress_line(fields).ljust(WATCH_LINE_WIDTH), err=True)
     if not fields:
         common.unknown_job(job_id)
     if as_json:

@@ -8,7 +8,8 @@
    written) and a workspace over its quota (``quota_exceeded``; usage is the
    workspace's Redis counter, ``usage.py``, not a listing);
 3. stream rows batch by batch through the format writer (and gzip) into an
-   S3 multipart upload, reporting progress after every batch and keeping the
+   S3 multipart upload, reporting progress and an estimate of the time left
+   (``observability/eta.py``) after every batch and keeping the
    first rows as a preview — or, for a ``report``, render the workspace's
    executive report (:mod:`eclipse_exports.reports`) for the request's period (default: the
    last 7 days) and upload it;
@@ -44,9 +45,11 @@ from eclipse_exports.delivery.email import build_export_email
 from eclipse_exports.delivery.recipients import recipient_for
 from eclipse_exports.delivery.smtp import DeliveryFailed, parse_smtp_url, send_email
 from eclipse_exports.exports.columns import export_schema
+from eclipse_exports.exports.job_file import JobFile
 from eclipse_exports.exports.verification import ExpectedFile, FileVerification, verify_export_file
 from eclipse_exports.exports.writers import content_type, format_timestamps, open_writer
 from eclipse_exports.models import ErrorCode, ExportFormat, ExportRequest, ResourceType, iso_utc, utc_now
+from eclipse_exports.observability.eta import Estimate, ExportEta, Pace, PaceHistory
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.reports import write_report
 from eclipse_exports.retention.usage import QuotaPolicy, WorkspaceUsage
@@ -54,7 +57,6 @@ from eclipse_exports.source.access import check_access, check_workspace
 from eclipse_exports.source.queries import count_query, export_query
 from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
 from eclipse_exports.storage.client import ExportStorage
-from eclipse_exports.storage.multipart import MultipartUpload
 
 PREVIEW_ROWS = 5
 
@@ -113,7 +115,8 @@ class WrittenFile:
     ``row_count`` is rows written; ``snapshot_row_count`` what the snapshot
     counted before streaming (a report: the rows it lists). ``sha256`` is the
     hex digest of the uploaded bytes; ``preview`` the first rows as dicts
-    (Arrow's Python values), ``report`` a report's figures (else empty).
+    (Arrow's Python values), ``report`` a report's figures (else empty);
+    ``stream_seconds`` how long streaming the rows into the upload took.
     """
 
     key: str
@@ -124,6 +127,7 @@ class WrittenFile:
     content_type: str
     preview: list[dict] = field(default_factory=list)
     report: dict = field(default_factory=dict)
+    stream_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,8 @@ class ExportResult:
         return self.row_count / self.duration_seconds if self.duration_seconds > 0 else float(self.row_count)
 
 
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[int, int, float | None], None]
+"""``(rows_written, total_rows, eta_seconds or None)``, called after every batch."""
 
 
 def run_export(
@@ -188,7 +193,8 @@ def run_export(
 
     ``key_time`` is the request's pick-up time, used for the object key when
     the request has no ``createdAt`` (the run's start when neither is given).
-    ``on_progress(rows_written, total_rows)`` is called after every batch.
+    ``on_progress(rows_written, total_rows, eta_seconds)`` is called after every batch (``eta_seconds`` is
+    ``None`` while there is no estimate).
     ``check_user_access=False`` skips the membership check (operator
     materializations with no requesting user); the workspace must still be
     ``active``, so nothing is exported from an archived or purged workspace.
@@ -202,7 +208,7 @@ def run_export(
     clock = time.monotonic()
     previous_file = status.get(request.id).get("filePath")
     status.running(request, run_id, started_at)
-    job_file = _JobFile(request, storage, WorkspaceUsage(status.client, storage), key_time or started_at)
+    job_file = JobFile(request, storage, WorkspaceUsage(status.client, storage), key_time or started_at)
 
     recipient = None
     with engine.connect() as conn:
@@ -224,6 +230,7 @@ def run_export(
         written = _write_report(request, engine, job_file, limits, started_at)
     else:
         written = _write_rows(request, engine, job_file, status, limits, on_progress, batch_rows)
+    streamed = time.monotonic()
     job_file.drop_earlier(previous_file)
     key, filename = written.key, written.key.rsplit("/", 1)[-1]
     verification = verify_export_file(storage, ExpectedFile(
@@ -263,62 +270,13 @@ def run_export(
             "rowsWritten": written.row_count,
         },
     )
+    if resource is not ResourceType.REPORT:
+        PaceHistory(status.client).record(resource.value, request.format.value, Pace(
+            written.row_count, written.stream_seconds, time.monotonic() - streamed, written.byte_size))
     return replace(result, download_url=url, expires_at=expires_at, duration_seconds=time.monotonic() - clock)
 
 
-def job_file_key(storage: ExportStorage, request: ExportRequest, key_time: datetime) -> str:
-    """The object key of the request's one file: dated by its ``createdAt``, else by ``key_time``
-    (its pick-up time), so every run of the job writes the same key."""
-    return storage.export_key(request.workspace_id, request.resource_type, request.id, request.extension,
-                              request.created_at_utc or key_time)
-
-
-class _JobFile:
-    """The one object of a job: its key, its upload (metadata, usage counting) and replacing what was there."""
-
-    def __init__(self, request: ExportRequest, storage: ExportStorage, usage: WorkspaceUsage,
-                 key_time: datetime) -> None:
-        self.request, self.storage, self.usage = request, storage, usage
-        self.workspace_id = request.workspace_id
-        self.key = job_file_key(storage, request, key_time)
-        self.replaced_bytes = 0
-
-    def upload_options(self) -> dict:
-        """``metadata`` and ``on_stored`` for the job's upload; an object already at the key (an earlier
-        run of the job) is measured first, as it will be replaced."""
-        self.replaced_bytes = self.storage.object_size(self.key) or 0
-        return {"metadata": self.storage.export_metadata(self.workspace_id, self.request.resource_type,
-                                                         self.request.id),
-                "on_stored": self.usage.recorder(self.workspace_id)}
-
-    def open(self, content_type: str) -> MultipartUpload:
-        """The upload stream of the job's file (see :meth:`upload_options`)."""
-        return self.storage.open_upload(self.key, content_type, self.key.rsplit("/", 1)[-1],
-                                        **self.upload_options())
-
-    def drop_earlier(self, previous_key: str | None) -> None:
-        """After completion: the replaced object no longer counts, and an earlier file of the job under
-        another key (a run before keys came from the request) is deleted."""
-        self.usage.add(self.workspace_id, -self.replaced_bytes)
-        if not previous_key or previous_key == self.key:
-            return
-        parsed = self.storage.parse_key(previous_key)
-        if parsed is None or parsed.job_id != self.request.id or parsed.workspace_id != self.workspace_id:
-            return
-        size = self.storage.object_size(previous_key)
-        if size is not None:
-            self.storage.delete(previous_key)
-            self.usage.add(self.workspace_id, -size)
-
-    def remove(self) -> None:
-        """Delete the completed file (it could not be delivered)."""
-        size = self.storage.object_size(self.key)
-        if size is not None:
-            self.storage.delete(self.key)
-            self.usage.add(self.workspace_id, -size)
-
-
-def _write_rows(request: ExportRequest, engine: Engine, job_file: _JobFile, status: JobStatusStore,
+def _write_rows(request: ExportRequest, engine: Engine, job_file: JobFile, status: JobStatusStore,
                 limits: ExportLimits, on_progress: ProgressCallback | None, batch_rows: int) -> WrittenFile:
     """Stream the request's rows into its file, keeping the first rows as a preview."""
     resource = ResourceType(request.resource_type)
@@ -332,10 +290,13 @@ def _write_rows(request: ExportRequest, engine: Engine, job_file: _JobFile, stat
                 "Narrow the filters (date range, severity, status or brand) and request it again.",
             )
         _check_quota(request, job_file.usage, limits)
-        status.progress(request.id, 0, total)
+        eta = ExportEta(total, _pace_format(request), PaceHistory(status.client).recent(resource.value,
+                                                                                        request.format.value))
+        _report_progress(request.id, status, on_progress, 0, total, eta.start())
         written = 0
         preview: list[pa.RecordBatch] = []
         file_type = content_type(request.format, request.options.compression)
+        streaming = time.monotonic()
         with job_file.open(file_type) as upload:
             sink = gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) \
                 if request.options.compression == "gzip" else upload
@@ -346,14 +307,28 @@ def _write_rows(request: ExportRequest, engine: Engine, job_file: _JobFile, stat
                 if written < PREVIEW_ROWS:
                     preview.append(batch.slice(0, PREVIEW_ROWS - written))
                 written += batch.num_rows
-                status.progress(request.id, written, total)
-                if on_progress is not None:
-                    on_progress(written, total)
+                _report_progress(request.id, status, on_progress, written, total,
+                                 eta.after(written, upload.bytes_written))
             writer.close()
             if sink is not upload:
                 sink.close()
     return WrittenFile(job_file.key, written, total, upload.bytes_written, upload.sha256, file_type,
-                       _preview_rows(preview))
+                       _preview_rows(preview), stream_seconds=time.monotonic() - streaming)
+
+
+def _pace_format(request: ExportRequest) -> str:
+    """The format as the read-back speeds name it: gzip CSV reads back faster than plain CSV."""
+    gzipped = request.options.compression == "gzip" and request.format is ExportFormat.CSV
+    return "csv.gz" if gzipped else request.format.value
+
+
+def _report_progress(job_id: str, status: JobStatusStore, on_progress: ProgressCallback | None, written: int,
+                     total: int, estimate: Estimate | None) -> None:
+    """Rows so far and the estimate into the status hash, then to the caller's callback."""
+    status.progress(job_id, written, total, estimate.seconds if estimate else None,
+                    estimate.completes_at if estimate else None)
+    if on_progress is not None:
+        on_progress(written, total, estimate.seconds if estimate else None)
 
 
 def _preview_rows(batches: list[pa.RecordBatch]) -> list[dict]:
@@ -369,7 +344,7 @@ def _preview_rows(batches: list[pa.RecordBatch]) -> list[dict]:
     return rows
 
 
-def _write_report(request: ExportRequest, engine: Engine, job_file: _JobFile, limits: ExportLimits,
+def _write_report(request: ExportRequest, engine: Engine, job_file: JobFile, limits: ExportLimits,
                   started_at: datetime) -> WrittenFile:
     """Render the workspace's executive report for the request's period and upload it (shown inline)."""
     _check_quota(request, job_file.usage, limits)

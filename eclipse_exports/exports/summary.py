@@ -15,6 +15,7 @@ here talks to a service.
 """
 
 import json
+import math
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -63,10 +64,22 @@ def human_duration(seconds: float) -> str:
     return f"{minutes} min {rest} s"
 
 
-def progress_text(rows_written: int, total_rows: int) -> str:
-    """``36% · 180,000/500,000 rows`` (the run tag operators see in the Runs list)."""
+def progress_text(rows_written: int, total_rows: int, eta_seconds: float | None = None) -> str:
+    """``36% · 180,000/500,000 rows · ETA 12 s`` (the run tag operators see in the Runs list; no ETA part
+    without an estimate)."""
     percent = 100 if total_rows <= 0 else min(100, rows_written * 100 // total_rows)
-    return f"{percent}% · {rows_written:,}/{total_rows:,} rows"
+    text = f"{percent}% · {rows_written:,}/{total_rows:,} rows"
+    return text if eta_seconds is None else f"{text} · {eta_text(eta_seconds)}"
+
+
+def eta_text(seconds: float) -> str:
+    """``ETA 12 s``, ``ETA 1 min``, ``ETA 2 min 5 s``, ``ETA 1 h 4 min`` (whole seconds, rounded up)."""
+    left = max(0, math.ceil(seconds))
+    if left < 60:
+        return f"ETA {left} s"
+    if left < 3600:
+        return f"ETA {left // 60} min" + (f" {left % 60} s" if left % 60 else "")
+    return f"ETA {left // 3600} h {left % 3600 // 60} min"
 
 
 def _cell(value: Any) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 ENV_FILE = "env.sh"
 ENV_VARIABLES = ("ECLIPSE_DATA_DIR", "ECLIPSE_DATABASE_URL", "ECLIPSE_REDIS_URL", "ECLIPSE_S3_BUCKET",
                  "ECLIPSE_S3_PREFIX", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
-                 "DAGSTER_HOME", "ECLIPSE_DAGSTER_URL")
+                 "DAGSTER_HOME", "ECLIPSE_DAGSTER_URL", "ECLIPSE_METRICS_URL")
 
 
 def env_file(data_dir: Path) -> Path:

@@ -1,5 +1,5 @@
-"""What ``eclipse-exports dev`` runs: its own Redis and SeaweedFS on free ports, the demo data, and ``dagster dev``
-supervised until it stops.
+"""What ``eclipse-exports dev`` runs: its own Redis and SeaweedFS on free ports, the demo data, ``dagster dev``
+and the Prometheus metrics endpoint, supervised until it stops.
 
 :func:`run_dev` is the whole command without its command line: it takes the data folder's lock, chooses
 ports, starts or finds Redis and S3, seeds the demo source database on first start, writes the env file
@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from eclipse_exports.config import Settings, redact
 from eclipse_exports.local.deployment import (
+    DEFAULT_METRICS_PORT,
     DEFAULT_REDIS_PORT,
     DEFAULT_S3_PORT,
     DEFAULT_UI_PORT,
@@ -173,6 +174,20 @@ def ensure_demo_data(settings: Settings, scale: str, say: Say) -> None:
     say(f"source database: {redact(settings.database_url)} seeded with {counts['alerts']:,} alerts")
 
 
+def start_metrics(say: Say) -> tuple[subprocess.Popen, int]:
+    """``eclipse-exports metrics --serve`` on 127.0.0.1, port 9464 or the next free one; sets
+    ``ECLIPSE_METRICS_URL`` (written to the env file) and says where."""
+    port, note = choose_port("the Prometheus metrics", None, DEFAULT_METRICS_PORT)
+    if note:
+        say(f"metrics: {note}")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "eclipse-exports"), "metrics", "--serve",
+                                "--port", str(port)], cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    os.environ["ECLIPSE_METRICS_URL"] = f"http://127.0.0.1:{port}/metrics"
+    say(f"metrics: Prometheus metrics on {os.environ['ECLIPSE_METRICS_URL']} (`curl \"$ECLIPSE_METRICS_URL\"`)")
+    return process, port
+
+
 def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None, scale: str,
             say: Say) -> None:
     """Start Redis, S3 and demo data as needed, then ``dagster dev`` in the foreground until it stops.
@@ -193,6 +208,7 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
     services: list[Service] = []
     ports: dict[str, int] = {"dagster UI": ui_port}
     dagster: subprocess.Popen | None = None
+    metrics: subprocess.Popen | None = None
     try:
         os.environ["ECLIPSE_REDIS_URL"] = ensure_redis(settings, redis_port, services, ports, say)
         ensure_s3(settings, s3_port, services, ports, say)
@@ -200,6 +216,7 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
         ensure_demo_data(settings, scale, say)
         ui_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{ui_port}"
         os.environ["ECLIPSE_DAGSTER_URL"] = ui_url
+        metrics, ports["prometheus metrics"] = start_metrics(say)
         written = write_env_file(settings.data_dir, os.environ, ports)
         if ui_note:
             say(f"dagster: {ui_note}")
@@ -226,5 +243,8 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
                 dagster.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 dagster.kill()
+        if metrics is not None and metrics.poll() is None:
+            metrics.terminate()
+            metrics.wait(timeout=30)
         for service in reversed(services):
             service.stop()

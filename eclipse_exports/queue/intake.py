@@ -43,7 +43,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from eclipse_exports.config import redact
 from eclipse_exports.models import ID_RE, ErrorCode, ExportRequest, InvalidRequest, JobStatus, utc_now
-from eclipse_exports.queue.keys import DEAD_LETTER_STREAM, REQUEST_STREAM, entry_claim_key, request_id_claim_key
+from eclipse_exports.queue.keys import (
+    DEAD_LETTER_STREAM,
+    REJECTION_COUNTS,
+    REQUEST_STREAM,
+    entry_claim_key,
+    request_id_claim_key,
+)
 from eclipse_exports.queue.status import JobStatusStore, request_fields
 from eclipse_exports.source.access import check_access
 
@@ -121,6 +127,27 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+READABLE_FIELDS = ("workspaceId", "userId", "resourceType", "format")
+_READABLE_VALUE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+
+
+def readable_fields(payload: bytes) -> dict[str, str]:
+    """What an invalid request said about itself, as far as it can be read: ``workspaceId``, ``userId``,
+    ``resourceType`` and ``format`` where each is a short plain string (1–64 of ``A-Za-z0-9_.:@-``), so the
+    job's status can show "alerts as xlsx from ws_acme" for a request refused for its format. Values
+    that do not fit (any other type, control characters, longer) are left out; never raises."""
+    if len(payload) > MAX_PARSED_PAYLOAD_BYTES:
+        return {}
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {name: value for name in READABLE_FIELDS
+            if isinstance(value := data.get(name), str) and _READABLE_VALUE.fullmatch(value)}
+
+
 def _claimed_id(payload: bytes | None) -> str | None:
     """The request id of a payload that failed validation, when it has a well-formed one.
 
@@ -160,6 +187,11 @@ class _Intake:
             text = _text(name)
             letter[f"original:{text}" if text in DEAD_LETTER_FIELDS else name] = value
         self.client.xadd(DEAD_LETTER_STREAM, letter)
+
+    def refuse(self, result: IntakeResult, refusal: Refusal) -> None:
+        """Record one refused entry in ``result`` and count it by code (``eclipse_exports_rejections_total``)."""
+        self.client.hincrby(REJECTION_COUNTS, refusal.code, 1)
+        result.refuse(refusal)
 
     def claim(self, job_id: str, entry_id: str) -> str:
         """'new' for a first sighting, 'again' when this entry already claimed it, 'duplicate' otherwise."""
@@ -216,7 +248,7 @@ def take_requests(
             log.exception("entry %s could not be handled", entry_id)
             reason = redact(f"internal error while handling the entry: {type(exc).__name__}: {exc}")
             intake.dead_letter(entry_id, fields, reason, ErrorCode.INVALID_REQUEST.value)
-            result.refuse(Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
+            intake.refuse(result, Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
         result.cursor = entry_id
         result.entries += 1
         if time.monotonic() - started > time_budget_seconds:
@@ -231,7 +263,7 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
     if payload is None:
         reason = "entry has no 'payload' field"
         intake.dead_letter(entry_id, fields, reason, ErrorCode.INVALID_REQUEST.value)
-        result.refuse(Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
+        intake.refuse(result, Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
         return
     payload = payload if isinstance(payload, bytes) else str(payload).encode()
     extra = sorted(_text(k) for k in fields if _text(k) != "payload")
@@ -245,18 +277,19 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
         if claim == "duplicate":
             reason = f"duplicate request id '{job_id}' (and invalid: {exc})"
             intake.dead_letter(entry_id, fields, reason, "duplicate")
-            result.refuse(Refusal(entry_id, job_id, "duplicate", reason, True))
+            intake.refuse(result, Refusal(entry_id, job_id, "duplicate", reason, True))
         else:
             intake.dead_letter(entry_id, fields, str(exc), ErrorCode.INVALID_REQUEST.value)
             if job_id:
-                intake.store.rejected(job_id, ErrorCode.INVALID_REQUEST, str(exc), at=utc_now())
-            result.refuse(Refusal(entry_id, job_id, ErrorCode.INVALID_REQUEST.value, str(exc), True))
+                intake.store.rejected(job_id, ErrorCode.INVALID_REQUEST, str(exc),
+                                      {"id": job_id, **readable_fields(payload)}, at=utc_now(), entry_id=entry_id)
+            intake.refuse(result, Refusal(entry_id, job_id, ErrorCode.INVALID_REQUEST.value, str(exc), True))
         return
     claim = intake.claim(request.id, entry_id)
     if claim == "duplicate":
         reason = f"duplicate request id '{request.id}'"
         intake.dead_letter(entry_id, fields, reason, "duplicate")
-        result.refuse(Refusal(entry_id, request.id, "duplicate", reason, True))
+        intake.refuse(result, Refusal(entry_id, request.id, "duplicate", reason, True))
         return
     if claim == "again" and intake.store.status(request.id) not in (None, JobStatus.PENDING, JobStatus.QUEUED):
         result.skipped += 1
@@ -265,8 +298,8 @@ def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeRe
         denied = check_access(conn, request.workspace_id, request.user_id, request.resource_type)
     if denied is not None:
         intake.store.rejected(request.id, denied.code, denied.message, request_fields(request),
-                              at=request.created_at_utc or utc_now())
-        result.refuse(Refusal(entry_id, request.id, denied.code.value, denied.message, False, request))
+                              at=request.created_at_utc or utc_now(), entry_id=entry_id)
+        intake.refuse(result, Refusal(entry_id, request.id, denied.code.value, denied.message, False, request))
         return
-    intake.store.queued(request, result.picked_up_at)
+    intake.store.queued(request, result.picked_up_at, entry_id)
     result.accepted.append(request)

@@ -36,3 +36,27 @@ PURGED_WORKSPACES = "eclipse:exports:purged-workspaces"
 """Set of deleted workspaces whose files have all been removed (the purge sensor's record)."""
 AWAITING_RETRY = "eclipse:exports:awaiting-retry"
 """Hash of job id → the failed run id whose Dagster run retry the job waits for (the retry watch's record)."""
+
+# Figures kept for the queue's health and the Prometheus metrics (eclipse_exports/observability/), written as
+# statuses change (queue/transitions.py) and as the intake refuses entries; never scanned for.
+JOB_COUNTS = "eclipse:exports:metrics:jobs"
+"""Hash ``{status}|{resource}|{format}`` → jobs that reached that final status (a counter that only grows)."""
+REJECTION_COUNTS = "eclipse:exports:metrics:rejections"
+"""Hash ``{code}`` → refused stream entries (``invalid_request``, ``duplicate``, ``forbidden``, …)."""
+JOB_DURATION_HISTOGRAM = "eclipse:exports:metrics:job-duration"
+"""Hash ``{resource}|{format}|{le}`` → jobs whose XADD → final status took at most ``le`` seconds (and above the
+previous bound), plus ``…|sum`` and ``…|count``."""
+FILE_BYTES_HISTOGRAM = "eclipse:exports:metrics:file-bytes"
+"""Hash ``{resource}|{format}|{le}`` → completed files of at most ``le`` bytes, plus ``…|sum`` and ``…|count``."""
+RECENT_FINISHES = "eclipse:exports:metrics:recent-finishes"
+"""Sorted set of the last hour's final statuses, scored by when (epoch seconds); each member
+``{status}|{resource}|{format}|{XADD → final ms or empty}|{job id}``."""
+RUN_COUNTS = "eclipse:exports:metrics:runs"
+"""Hash ``{Dagster instance id}`` → JSON ``{"queued": n, "running": n, "at": epoch}``: each instance's run queue as
+its queue-position sensor last saw it."""
+
+
+def export_pace_key(resource: str, fmt: str) -> str:
+    """``eclipse:exports:metrics:pace:{resource}:{format}`` — a list of the latest completed exports' pace
+    (rows, streaming seconds, seconds after streaming), newest first, for estimates before a job's first batch."""
+    return f"eclipse:exports:metrics:pace:{resource}:{fmt}"

@@ -23,7 +23,7 @@ from dagster import DagsterEventType, DagsterInstance, DefaultSensorStatus, RunF
 
 from eclipse_exports.assets.exports import ERROR_CODE_TAG, RUN_TAG_PREFIX, export_request_of_run
 from eclipse_exports.config import known_secrets, redact
-from eclipse_exports.exports.run import job_file_key
+from eclipse_exports.exports.job_file import job_file_key
 from eclipse_exports.models import ErrorCode, utc_now
 from eclipse_exports.queue.status import TERMINAL_STATUSES
 from eclipse_exports.resources import ExportStorageResource, RedisResource

@@ -17,13 +17,16 @@ for the size check and progress is the number of rows written.
 Either way only about one batch is in memory at a time.
 """
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine, Select, String, type_coerce
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 50_000
 # Bytes per batch (the PostgreSQL driver's default is 16 MiB; 2 MiB keeps an export process under 300 MB):
@@ -147,6 +150,22 @@ class _PostgresArrowSnapshot:
                 yield _conform(batch.slice(offset, batch_rows), schema)
 
 
+def clean_up_after(error: BaseException, steps: tuple[Callable[[], object], ...]) -> None:
+    """Run every clean-up step after ``error`` ended the work, letting none of their errors replace it.
+
+    When the connection is gone (killed, timed out), the rollback fails too ("Failed to rollback: no connection
+    to the server"); raised, it would hide the first cause. Each such error is logged and added to ``error``
+    as a note (``error.__notes__``) instead, which the export asset writes to the run log.
+    """
+    for step in steps:
+        try:
+            step()
+        except Exception as cleanup_error:  # noqa: BLE001 - the first cause must stay the one raised
+            note = f"while cleaning up after it: {type(cleanup_error).__name__}: {cleanup_error}".strip()
+            log.warning("%s (after %s: %s)", note, type(error).__name__, error)
+            error.add_note(note)
+
+
 def _adbc_uri(engine: Engine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -167,19 +186,22 @@ def export_snapshot(engine: Engine) -> Iterator[Snapshot]:
         raw = engine.raw_connection()
         database = adbc_driver_postgresql.connect(_adbc_uri(engine))
         conn = adbc_driver_manager.AdbcConnection(database)
+        cleanup = (conn.rollback, conn.close, database.close, raw.close)
         try:
             conn.set_autocommit(False)
             snapshot = _PostgresArrowSnapshot(conn, raw.cursor())
             snapshot.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot.execute("SET LOCAL TIME ZONE 'UTC'")
             yield snapshot
+        except BaseException as exc:
+            clean_up_after(exc, cleanup)
+            raise
+        try:
+            conn.rollback()
         finally:
-            try:
-                conn.rollback()
-            finally:
-                conn.close()
-                database.close()
-                raw.close()
+            conn.close()
+            database.close()
+            raw.close()
         return
     with engine.connect() as conn, conn.begin() as tx:
         yield _SqlAlchemySnapshot(conn)

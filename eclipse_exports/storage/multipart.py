@@ -185,7 +185,11 @@ class MultipartUpload(io.RawIOBase):
         if exc_type is None:
             self.complete()
         else:
-            self.abort()
+            try:
+                self.abort()
+            except Exception as abort_error:  # noqa: BLE001 - the error that ended the upload stays the one raised
+                if exc is not None:  # the clean-up's own error goes to the run log (assets/exports.py)
+                    exc.add_note(f"while aborting the upload after it: {type(abort_error).__name__}: {abort_error}")
         super().close()
 
 

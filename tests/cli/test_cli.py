@@ -260,3 +260,61 @@ def test_report_url_links_a_weekly_report_and_names_a_missing_one(env, storage):
     missing = cli(env, "report-url", "ws_a", "2026-11-16")
     assert missing.exit_code == 2 and "no executive report of 'ws_a' for the week of 2026-11-16" in missing.stderr
     assert cli(env, "report-url", "ws_a", "last week").exit_code == 2
+
+
+def test_status_shows_the_place_in_the_queue_then_a_counting_down_eta(env, redis_client):
+    from eclipse_exports.cli.requests import _progress_line, describe_job
+
+    job(redis_client, "waits", "queued")
+    JobStatusStore(redis_client).queue_positions({"waits": 3})
+    shown = cli(env, "status", "waits").stdout
+    assert "queue      3rd in queue" in shown
+    fields = JobStatusStore(redis_client).get("waits")
+    assert _progress_line(fields).endswith("queued  3rd in queue")
+
+    now = datetime.now(UTC)
+    job(redis_client, "runs", "running", rowsWritten=250_000, rowCount=1_000_000, progress=25, etaSeconds=30,
+        estimatedCompletionAt=iso_utc(now + timedelta(seconds=30)))
+    fields = JobStatusStore(redis_client).get("runs")
+    assert _progress_line(fields, now).endswith("250,000/1,000,000 rows  running  ETA 30 s")
+    assert _progress_line(fields, now + timedelta(seconds=18)).endswith("ETA 12 s")  # counts down between writes
+    assert any(line.startswith("eta        ETA ") for line in describe_job(fields))
+
+
+def test_status_of_a_refused_raw_xadd_shows_what_the_request_said(env, redis_client, sqlite_engine):
+    from eclipse_exports.queue.intake import take_requests
+
+    redis_client.xadd("eclipse:exports:requests", {"payload": json.dumps({
+        "id": "raw-videos", "workspaceId": "ws_a", "userId": "u_analyst", "resourceType": "videos", "format": "csv"})})
+    redis_client.xadd("eclipse:exports:requests", {"payload": json.dumps({"id": "raw-odd", "workspaceId": 7})})
+    take_requests(redis_client, sqlite_engine, JobStatusStore(redis_client), None)
+    shown = cli(env, "status", "raw-videos")
+    assert shown.exit_code == 1
+    assert "request    videos as csv from ws_a, by u_analyst" in shown.stdout
+    assert "error      invalid_request: " in shown.stdout and "?" not in shown.stdout.split("error")[0]
+    odd = cli(env, "status", "raw-odd").stdout
+    assert "request    not readable (see `eclipse-exports dead-letters`" in odd
+
+
+def test_metrics_prints_the_counters_read_from_redis(env, redis_client):
+    job(redis_client, "m-1", "completed", byteSize=10, rowCount=1, filePath="k")
+    job(redis_client, "m-2", "failed", errorCode="export_failed", error="x")
+    shown = cli(env, "metrics")
+    assert shown.exit_code == 0
+    assert 'eclipse_exports_jobs_total{format="csv",resource="alerts",status="completed"} 1.0' in shown.stdout
+    assert 'eclipse_exports_jobs_total{format="csv",resource="alerts",status="failed"} 1.0' in shown.stdout
+    assert "eclipse_exports_queue_lag_entries 0.0" in shown.stdout
+
+
+def test_metrics_serve_answers_scrapes_until_stopped(env, redis_client):
+    job(redis_client, "s-1", "completed", byteSize=10, rowCount=1, filePath="k")
+    port = free_port()
+    server = subprocess.Popen([str(EXPORTS), "metrics", "--serve", "--port", str(port)],
+                              env={**env, "PATH": "/usr/bin"}, stderr=subprocess.PIPE, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}/metrics" in server.stderr.readline()
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'eclipse_exports_jobs_total{format="csv",resource="alerts",status="completed"} 1.0' in body
+    finally:
+        server.terminate()
+    assert server.wait(timeout=20) == 0

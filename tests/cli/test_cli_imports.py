@@ -56,6 +56,7 @@ def product_env(redis_url, redis_client, s3_endpoint, bucket, storage, tmp_path)
     (["url", "imports-job"], "X-Amz-Signature"),
     (["report-url", "ws_acme", "2026-11-23"], "X-Amz-Signature"),
     (["dead-letters"], "no dead letters"),
+    (["metrics"], "eclipse_exports_queue_entries"),
 ])
 def test_everyday_commands_load_no_dagster_and_no_data_stack(product_env, args, expected):
     loaded, output = loaded_by(args, product_env)

@@ -4,7 +4,8 @@
 data folder of its own); a second shell `source`s the env file it writes and requests exports with
 the CLI; headless Debian chromium, driven by Playwright, finds the run by its `eclipse/job_id` tag,
 opens it and the partition's materialization, and reads success, row count, scope and the passing
-checks. Screenshots land in tests/artifacts/browser/, beside the other tests' artifacts.
+checks; then the queue's health asset, its plots and its checks. Screenshots land in
+tests/artifacts/browser/, beside the other tests' artifacts.
 """
 
 import json
@@ -118,6 +119,7 @@ def test_a_requested_export_is_seen_in_the_dagster_ui(product):
         ui = product["ui"]
         try:
             look_at_the_export(page, ui, job_id, status, rows)
+            look_at_the_queue(page, ui)
         except Exception:
             shot(page, "failure")
             raise
@@ -161,3 +163,21 @@ def look_at_the_export(page: Page, ui: str, job_id: str, status: dict, rows: int
         expect(page.get_by_text(check).first).to_be_visible()
     expect(page.get_by_text("Succeeded")).to_have_count(2)
     shot(page, "04-checks")
+
+
+def look_at_the_queue(page: Page, ui: str) -> None:
+    """The queue's health: export_request_queue observed by its sensor, its figures plotted, its checks green."""
+    page.set_viewport_size({"width": 1440, "height": 2200})
+    page.goto(f"{ui}/assets/export_request_queue")
+    expect(page.get_by_text("Latest observation")).to_be_visible()
+    for key in ("lag_entries", "oldest_unread_age_seconds", "completed_last_hour", "runs_queued"):
+        expect(page.get_by_text(key, exact=True).first).to_be_visible()
+    page.get_by_role("button", name="Plots").first.click()
+    expect(page.get_by_text("lag_entries", exact=True).first).to_be_visible()
+    expect(page.locator("canvas, svg.recharts-surface").first).to_be_visible()
+    shot(page, "05-queue-plots")
+    page.goto(f"{ui}/assets/export_request_queue?view=checks")
+    for check in ("queue_lag", "failure_share"):
+        expect(page.get_by_text(check).first).to_be_visible()
+    expect(page.get_by_text("Succeeded")).to_have_count(2)
+    shot(page, "06-queue-checks")

@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 import redis
-from dagster import DagsterInstance, RunsFilter
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetObservation,
+    DagsterInstance,
+    RunsFilter,
+    build_sensor_context,
+)
+from dagster._core.scheduler.instigation import InstigatorStatus
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from eclipse_exports.source.demo_data import load_demo_data
@@ -112,3 +121,78 @@ def test_requests_flow_from_stream_to_files_in_s3(deployment):
         assert len(runs) == 1 and runs[0].run_id == (alerts if job_id == "e2e-alerts" else actions)["runId"]
     assert instance.get_runs(RunsFilter(tags={"eclipse/job_id": "e2e-forbidden"})) == []
     assert "ws_acme" in instance.get_dynamic_partitions("workspaces")
+
+
+def instigator(instance, name: str):
+    return next(s for s in instance.all_instigator_state() if s.instigator_name == name)
+
+
+def test_queue_positions_queue_health_and_metrics_on_the_live_deployment(deployment, monkeypatch):
+    """A burst queues behind the run limits with a place each; the queue's figures and metrics count it exactly;
+    the lag check turns red while the request sensor is stopped and green once it reads again."""
+    from eclipse_exports.assets.queue_health import FAILURE_CHECK, LAG_CHECK, QUEUE_ASSET
+    from eclipse_exports.observability.metrics import exposition
+    from eclipse_exports.resources import RedisResource
+    from eclipse_exports.sensors import export_request_queue_sensor
+    from tests.live_dagster import send_requests, statuses, wait_for_terminal, wait_until
+
+    client = redis.Redis.from_url(deployment["redis_url"])
+    instance = DagsterInstance.from_config(str(deployment["home"]))
+
+    def observe() -> tuple[dict, dict]:
+        result = export_request_queue_sensor(build_sensor_context(
+            instance=instance, resources={"redis": RedisResource(url=deployment["redis_url"])}))
+        [observation] = [e for e in result.asset_events if isinstance(e, AssetObservation)]
+        assert observation.asset_key == QUEUE_ASSET
+        checks = {e.check_name: e for e in result.asset_events if isinstance(e, AssetCheckEvaluation)}
+        return {k: v.value for k, v in observation.metadata.items()}, checks
+
+    def jobs_total(text: bytes) -> float:
+        return sum(s.value for f in text_string_to_metric_families(text.decode()) for s in f.samples
+                   if s.name == "eclipse_exports_jobs_total" and s.labels["status"] == "completed")
+
+    before, _ = observe()
+    completed_before = jobs_total(exposition(client))
+    # One workspace: two run at a time (its concurrency limit), the other two wait with a place each.
+    burst = {f"burst-{n}": {"id": f"burst-{n}", "workspaceId": "ws_acme", "userId": "usr_acme_owner",
+                            "resourceType": "alerts", "format": "csv"} for n in range(4)}
+    send_requests(client, burst.values())
+
+    def placed():  # queued jobs hold the places 1..k, none twice
+        found = {j: int(f["queuePosition"]) for j, f in statuses(client, burst).items()
+                 if f.get("status") == "queued" and f.get("queuePosition")}
+        return found if len(found) >= 2 and sorted(found.values()) == list(range(1, len(found) + 1)) else None
+
+    places = wait_until(placed, 120, "queued jobs with their places", every=0.2)
+    final = wait_for_terminal(client, burst, timeout=300)
+    assert {f["status"] for f in final.values()} == {"completed"}
+    assert not any("queuePosition" in f or "etaSeconds" in f for f in final.values())
+
+    after, checks = observe()
+    assert after["completed_last_hour"] - before["completed_last_hour"] == 4
+    assert after["alerts_completed_last_hour"] - before.get("alerts_completed_last_hour", 0) == 4
+    assert after["lag_entries"] == 0 and after["runs_queued"] == 0
+    assert 0 < after["p50_xadd_to_completed_seconds"] <= after["p95_xadd_to_completed_seconds"] < 300
+    assert checks[LAG_CHECK].passed and checks[FAILURE_CHECK].passed
+    assert jobs_total(exposition(client)) - completed_before == 4
+
+    # The request sensor stopped: the unread request ages past twice the limit and the check turns red.
+    monkeypatch.setenv("ECLIPSE_QUEUE_LAG_ALERT_SECONDS", "1")
+    sensor_state = instigator(instance, "export_request_sensor")
+    instance.update_instigator_state(sensor_state.with_status(InstigatorStatus.STOPPED))
+    try:
+        time.sleep(6)  # a tick under way ends
+        send_requests(client, [{"id": "late", "workspaceId": "ws_acme", "userId": "usr_acme_owner",
+                                "resourceType": "alerts", "format": "csv"}])
+        time.sleep(2.5)
+        stopped, checks = observe()
+        assert stopped["lag_entries"] == 1 and stopped["oldest_unread_age_seconds"] > 2
+        assert not checks[LAG_CHECK].passed and checks[LAG_CHECK].severity == AssetCheckSeverity.ERROR
+    finally:
+        instance.update_instigator_state(sensor_state)
+    wait_until(lambda: statuses(client, ["late"])["late"].get("status") in ("queued", "running", "completed"), 60,
+               "the late request to be read")
+    read, checks = observe()
+    assert read["lag_entries"] == 0 and checks[LAG_CHECK].passed
+    wait_for_terminal(client, ["late"], timeout=120)  # leaves the deployment idle for the next test
+    print(f"\nplaces while queued: {sorted(places.values())}; figures after the burst: {after}")

@@ -19,6 +19,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, PartitionKeyRange, RunsFilter, SkipReason, build_schedule_context
 from sqlalchemy import create_engine, update
 
+from eclipse_exports.cli.reports import _wait_for_backfill
 from eclipse_exports.local.services import free_port, wait_for_port
 from eclipse_exports.partitions import executive_report_partitions
 from eclipse_exports.reports.weekly import ReportWeek
@@ -124,7 +125,7 @@ def deployment(tmp_path_factory, report_sqlite, s3_endpoint, redis_url):
             env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
         processes.append(start("dagster-daemon", "run"))
         yield {"instance": instance, "tick": tick, "bucket": bucket, "s3": make_s3_client(s3_endpoint),
-               "mailbox": mailbox, "source": source, "backfill": backfill}
+               "mailbox": mailbox, "source": source, "backfill": backfill, "dagster_url": f"http://127.0.0.1:{port}"}
     finally:
         for process in processes:  # nothing to keep: stop at once
             os.killpg(process.pid, signal.SIGKILL)
@@ -173,11 +174,15 @@ def test_a_ticked_schedule_launches_nothing_new_when_evaluated_again(deployment)
 
 
 @pytest.mark.e2e
-def test_a_backfill_of_two_workspaces_by_three_weeks_writes_six_reports(deployment):
+def test_a_backfill_of_two_workspaces_by_three_weeks_writes_six_reports(deployment, capsys):
     instance, done = deployment["instance"], deployment["backfill"]
     assert done.returncode == 0, done.stderr  # eclipse-exports report-backfill, through the webserver
     backfill_id = done.stdout.strip()
     wanted = {f"{w}|{ws}" for w in BACKFILL_WEEKS for ws in ("ws_north", "ws_hostile")}
+    # What `report-backfill --wait` does once it launched: follow the backfill through the webserver.
+    _wait_for_backfill(deployment["dagster_url"], backfill_id, timeout=240, every=0.5)
+    shown = capsys.readouterr().err
+    assert "] 6/6 reports  COMPLETED_SUCCESS" in shown.splitlines()[-1], shown[-500:]
 
     def finished():
         runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))

@@ -14,7 +14,7 @@ from dagster import DagsterRun, DagsterRunStatus, build_run_status_sensor_contex
 
 from eclipse_exports.assets import ExportConfig
 from eclipse_exports.assets.exports import run_tags
-from eclipse_exports.exports.run import job_file_key
+from eclipse_exports.exports.job_file import job_file_key
 from eclipse_exports.models import ExportRequest
 from eclipse_exports.queue.keys import workspace_usage_key
 from eclipse_exports.queue.status import JobStatusStore
