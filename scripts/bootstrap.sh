@@ -2,7 +2,8 @@
 # Installs everything the project needs on a Debian or Ubuntu machine that has only Python and git:
 # system packages (redis-server; with --with-postgres, for the tests: PostgreSQL, Debian's chromium for
 # the browser tests and a Java runtime for the Nu HTML checker) and the Python
-# virtualenv .venv from the lock file (requirements.lock). Safe to run again: it only does what is missing.
+# virtualenv .venv from the development lock file (requirements-dev.lock: the product's requirements.lock
+# plus the local S3 and the test tools). Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,8 @@ apt_install() {
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v unshare >/dev/null || need+=(util-linux)
+# WeasyPrint (the weekly report's PDF) draws text with Pango.
+ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0.so.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
 if [ "${1:-}" = "--with-postgres" ]; then
   if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need+=(postgresql)
@@ -30,12 +33,12 @@ if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-stamp=".venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat requirements.lock requirements-dev.lock pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "bootstrap: installing Python packages from requirements.lock"
+  echo "bootstrap: installing Python packages from requirements-dev.lock"
   .venv/bin/python -m pip install -q --upgrade pip uv
   # Compiled bytecode halves the start-up time of every Dagster run process.
-  UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install -q --python .venv/bin/python -r requirements.lock
+  UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install -q --python .venv/bin/python -r requirements-dev.lock
   UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
   rm -f .venv/.installed-*
   touch "$stamp"

@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --with-postgres
-exec .venv/bin/python -m pytest "$@"
+# Two pytest-xdist workers, one test file per worker at a time (a file's servers and fixtures stay together):
+# the long tests mostly wait on servers, so two run side by side on 2 cores. `-n 0` runs in one process.
+exec .venv/bin/python -m pytest -n "${ECLIPSE_TEST_WORKERS:-2}" --dist loadfile "$@"

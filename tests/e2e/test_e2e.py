@@ -153,9 +153,12 @@ def test_queue_positions_queue_health_and_metrics_on_the_live_deployment(deploym
 
     before, _ = observe()
     completed_before = jobs_total(exposition(client))
-    # One workspace: two run at a time (its concurrency limit), the other two wait with a place each.
+    # One workspace: two run at a time (its concurrency limit), the rest wait with a place each. A burst of 20
+    # keeps jobs waiting long enough for the position sensor's tick to see them even when runs are quick
+    # (a burst of 4 drained within one tick in CI).
+    size = 20
     burst = {f"burst-{n}": {"id": f"burst-{n}", "workspaceId": "ws_acme", "userId": "usr_acme_owner",
-                            "resourceType": "alerts", "format": "csv"} for n in range(4)}
+                            "resourceType": "alerts", "format": "csv"} for n in range(size)}
     send_requests(client, burst.values())
 
     def placed():  # queued jobs hold the places 1..k, none twice
@@ -164,17 +167,17 @@ def test_queue_positions_queue_health_and_metrics_on_the_live_deployment(deploym
         return found if len(found) >= 2 and sorted(found.values()) == list(range(1, len(found) + 1)) else None
 
     places = wait_until(placed, 120, "queued jobs with their places", every=0.2)
-    final = wait_for_terminal(client, burst, timeout=300)
+    final = wait_for_terminal(client, burst, timeout=600)
     assert {f["status"] for f in final.values()} == {"completed"}
     assert not any("queuePosition" in f or "etaSeconds" in f for f in final.values())
 
     after, checks = observe()
-    assert after["completed_last_hour"] - before["completed_last_hour"] == 4
-    assert after["alerts_completed_last_hour"] - before.get("alerts_completed_last_hour", 0) == 4
+    assert after["completed_last_hour"] - before["completed_last_hour"] == size
+    assert after["alerts_completed_last_hour"] - before.get("alerts_completed_last_hour", 0) == size
     assert after["lag_entries"] == 0 and after["runs_queued"] == 0
     assert 0 < after["p50_xadd_to_completed_seconds"] <= after["p95_xadd_to_completed_seconds"] < 300
     assert checks[LAG_CHECK].passed and checks[FAILURE_CHECK].passed
-    assert jobs_total(exposition(client)) - completed_before == 4
+    assert jobs_total(exposition(client)) - completed_before == size
 
     # The request sensor stopped: the unread request ages past twice the limit and the check turns red.
     monkeypatch.setenv("ECLIPSE_QUEUE_LAG_ALERT_SECONDS", "1")
