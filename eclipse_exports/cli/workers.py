@@ -3,16 +3,15 @@
 What ``dev``, the systemd unit and the Kubernetes Deployment run. Imports Dagster only when the command runs.
 """
 
-import os
-
 import click
 
 from eclipse_exports.cli import common
 
 
 @click.command("run-workers")
-@click.option("--concurrency", "-c", type=click.IntRange(1, 64), default=os.cpu_count() or 2, show_default="CPU count",
-              help="Runs this group executes at once (one prefork child each).")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Runs this group executes at once (one prefork child each). All groups together should offer "
+                   "at least the run queue's max_concurrent_runs, or launched runs wait for a child.")
 @click.option("--queue", "-Q", help="Celery queue to consume [default: the launcher's default_queue].")
 @click.option("--name", "-n", help="Celery node name [default: runs-<pid>@<host>]; unique per group.")
 @click.option("--loglevel", default="INFO", show_default=True, help="Celery's log level.")

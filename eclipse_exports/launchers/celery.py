@@ -6,7 +6,8 @@ What this subclass changes, and why:
 
 - **Broker and results on the product's Redis** (``ECLIPSE_REDIS_URL`` unless ``broker``/``backend`` are set), every
   key under ``eclipse:exports:run-workers:`` (Celery's ``global_keyprefix``), so nothing collides with the request
-  stream or the status hashes. The queue is one Redis list (:func:`~eclipse_exports.queue.keys.run_worker_queue_key`).
+  stream or the status hashes. The queue (``ECLIPSE_RUN_QUEUE``, default ``eclipse-exports-runs``; deployments sharing
+  one Redis need one each) is one Redis list (:func:`~eclipse_exports.queue.keys.run_worker_queue_key`).
 - **Its own task** (``launchers/run_task.py``): a delivery claims the run and checks its status before executing,
   so a task delivered twice never executes a run twice; the child refreshes a heartbeat while it runs.
 - **Health check.** Upstream answers from the task's result state alone, which stays ``STARTED`` forever when the
@@ -23,6 +24,7 @@ What this subclass changes, and why:
 - **Resume** uses the same task (upstream's resume task takes an argument its launcher does not pass).
 """
 
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -68,13 +70,14 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
     ``CeleryRunLauncher``. Config (``dagster.yaml``): ``default_queue``, ``broker``, ``backend``, ``include``,
     ``config_source`` as upstream, plus ``no_worker_grace_seconds``."""
 
-    def __init__(self, default_queue: str = DEFAULT_QUEUE, broker: str | None = None, backend: str | None = None,
+    def __init__(self, default_queue: str | None = None, broker: str | None = None, backend: str | None = None,
                  include: list[str] | None = None, config_source: dict | None = None,
                  no_worker_grace_seconds: int = 10, inst_data: ConfigurableClassData | None = None) -> None:
         redis_url = Settings.from_env().redis_url
         self.no_worker_grace_seconds = no_worker_grace_seconds
         settings = {**CELERY_SETTINGS, **(config_source or {})}
         broker = broker or redis_url
+        default_queue = default_queue or os.environ.get("ECLIPSE_RUN_QUEUE") or DEFAULT_QUEUE
         super().__init__(default_queue=default_queue, broker=broker, backend=backend or broker, include=include,
                          config_source=settings, inst_data=inst_data)
         self.run_task = register_run_task(self.celery)
@@ -83,8 +86,9 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
     @classmethod
     def config_type(cls) -> dict:
         schema = dict(super().config_type())
-        schema["default_queue"] = Field(StringSource, is_required=False, default_value=DEFAULT_QUEUE,
-                                        description="The Celery queue runs go to unless tagged dagster-celery/queue.")
+        schema["default_queue"] = Field(Noneable(StringSource), is_required=False, default_value=None,
+                                        description="The Celery queue runs go to unless tagged dagster-celery/queue "
+                                                    "[default: ECLIPSE_RUN_QUEUE, else eclipse-exports-runs].")
         schema["backend"] = Field(Noneable(StringSource), is_required=False, default_value=None,
                                   description="Celery result backend URL; default: the broker's.")
         schema["no_worker_grace_seconds"] = Field(
