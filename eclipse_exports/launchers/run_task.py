@@ -36,6 +36,7 @@ from dagster._cli.api import _execute_run_command_body, _resume_run_command_body
 from eclipse_exports.launchers.registry import RUN_BEAT_SECONDS, RunWorkerRegistry
 
 EXECUTE_RUN_TASK = "eclipse_exports.execute_run"
+REINTERRUPT_SECONDS = 15.0
 STARTABLE = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING}
 
 _child: dict = {}
@@ -83,10 +84,15 @@ class RunWatch:
         self.registry.end_run(self.run_id)
 
     def _watch(self) -> None:
+        last_interrupt = None
         while not self.stopped.wait(RUN_BEAT_SECONDS):
             try:
                 self.registry.beat_run(self.run_id, self.node, os.getpid())
-                if not self.interrupted and self.registry.cancel_requested(self.run_id):
+                # Interrupt again when the run goes on anyway (Dagster retries an interrupted step that has a
+                # RetryPolicy, and an interrupt that lands in library code may be swallowed).
+                if ((last_interrupt is None or time.monotonic() - last_interrupt > REINTERRUPT_SECONDS)
+                        and self.registry.cancel_requested(self.run_id)):
+                    last_interrupt = time.monotonic()
                     self.interrupted = True
                     _thread.interrupt_main()
             except redis.RedisError:

@@ -45,8 +45,8 @@ def deployment(services, tmp_path, request):  # noqa: F811 - this module's own, 
     env = {**os.environ, "ECLIPSE_DATABASE_URL": services["database_url"], "ECLIPSE_REDIS_URL": services["redis_url"],
            "ECLIPSE_S3_BUCKET": bucket, "AWS_ENDPOINT_URL": services["proxy"].url,
            "ECLIPSE_SENSOR_LONG_POLL_MS": "1000", "ECLIPSE_CLEANUP_CRON": "0 0 1 1 *"}
-    state = {"base": tmp_path, "env": env, "redis": client, "started": [], "cleanup": [],
-             "storage": ExportStorage(make_s3_client(services["s3_endpoint"]), bucket), **services}
+    state = {**services, "base": tmp_path, "env": env, "redis": client, "started": [], "cleanup": [],
+             "storage": ExportStorage(make_s3_client(services["s3_endpoint"]), bucket)}
     yield state
     for stop in state["cleanup"]:
         stop()
