@@ -112,19 +112,21 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
         """The queue ``run`` goes to: its ``dagster-celery/queue`` tag, else the default queue."""
         return run.tags.get(DAGSTER_CELERY_QUEUE_TAG, self.default_queue)
 
-    def wait_for_worker(self, queue: str) -> None:
-        """Return once a live worker group consumes ``queue``; raise ``RuntimeError`` naming the queue when none
-        does within ``no_worker_grace_seconds``."""
+    def wait_for_worker(self, run: DagsterRun, queue: str) -> None:
+        """Return once a live worker group consumes ``queue``; when none does within ``no_worker_grace_seconds``,
+        report why on ``run`` (an engine event the run-failure sensor reads) and raise ``RuntimeError``."""
         deadline = time.monotonic() + self.no_worker_grace_seconds
         while not self.registry.live_nodes(queue):
             if time.monotonic() >= deadline:
-                raise RuntimeError(f"no run worker is consuming queue {queue} (waited {self.no_worker_grace_seconds}"
-                                   " s): start `eclipse-exports run-workers` (the run command starts them itself)")
+                cause = (f"no run worker is consuming queue {queue} (waited {self.no_worker_grace_seconds} s): "
+                         "start `eclipse-exports run-workers` (the run command starts them itself)")
+                self._instance.report_engine_event(f"Run not launched: {cause}.", run, cls=self.__class__)
+                raise RuntimeError(cause)
             time.sleep(0.5)
 
     def _send(self, run: DagsterRun, attempt: int) -> None:
         queue = self.queue_of(run)
-        self.wait_for_worker(queue)
+        self.wait_for_worker(run, queue)
         try:
             priority = int(run.tags.get(DAGSTER_CELERY_RUN_PRIORITY_TAG, 0))
         except ValueError:

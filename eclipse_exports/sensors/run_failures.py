@@ -39,6 +39,7 @@ from eclipse_exports.retention.leftovers import discard_job_files
 _SIGNAL = re.compile(r"terminated by signal (\d+) \((\w+)\)")
 _EXIT_CODE = re.compile(r"unexpectedly exited with code (-?\d+)")
 _NOTHING_KEPT = "its partial file was removed. Request the export again."
+_NO_WORKER = re.compile(r"no run worker is consuming queue \S+")  # launchers/celery.py
 _START_TIMEOUT = re.compile(r"taking longer than (\d+) seconds to start")
 # Dagster's own tag (dagster._core.storage.tags.WILL_RETRY_TAG), set on a failed run when run retries are on.
 WILL_RETRY_TAG = "dagster/will_retry"
@@ -52,6 +53,8 @@ def worker_death_cause(failure_message: str, engine_messages: list[str]) -> str 
     worker's exit there: "…terminated by signal 9 (SIGKILL)" or "…exited with code N").
     """
     for message in engine_messages:
+        if match := _NO_WORKER.search(message):
+            return f"the export run could not start: {match.group(0)}"
         if match := _SIGNAL.search(message):
             number, name = match.groups()
             why = " — it was killed, often because the machine ran out of memory" if number == "9" else ""

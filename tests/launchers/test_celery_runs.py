@@ -182,14 +182,14 @@ def test_a_child_killed_mid_run_fails_the_run_and_its_retry_completes_the_job(de
 def test_a_killed_worker_group_is_taken_over_by_a_second_group(deployment, celery):
     client, proxy = deployment["redis"], deployment["proxy"]
     dev = start_dev(deployment, "groupkill")
-    slow = proxy.inject(method="PUT", query=r"partNumber=", delay=1.5)
+    slow = proxy.inject(method="PUT", query=r"partNumber=", delay=4)
     send_requests(client, [big_export("groupkill")])
     run_id, _ = running_child(deployment, dev, "groupkill")
+    killed_at = time.monotonic()
+    assert dev.workers[0].kill() >= 3  # the parent and its children, at once
     second = RunWorkerGroup(dev.env, dev.home / "workers-second.log", concurrency=2, name="runs-second@test")
     deployment["cleanup"].append(second.stop)
     second.start()
-    killed_at = time.monotonic()
-    assert dev.workers[0].kill() >= 3  # the parent and its children, at once
     proxy.remove(slow)
     instance = celery(dev)
     wait_until(lambda: instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE, 120, "the run to fail")
@@ -199,10 +199,10 @@ def test_a_killed_worker_group_is_taken_over_by_a_second_group(deployment, celer
     assert "stopped reporting" in (failure[0].event_log_entry.message or ""), failure[0].event_log_entry.message
     final = wait_for_terminal(client, ["groupkill"], timeout=400)
     figures = assert_exactly_once(deployment, [instance], ["groupkill"], final)
-    retry = instance.get_run_by_id(final["runId"])
-    handed = [r.event_log_entry for r in instance.get_records_for_run(retry.run_id, limit=1000).records
-              if "refused" not in (r.event_log_entry.message or "")]
-    assert handed and figures["retried"] == 1, figures
+    retry = instance.get_run_by_id(final["groupkill"]["runId"])
+    assert retry.tags["dagster/parent_run_id"] == run_id and figures["retried"] == 1, figures
+    messages = [r.event_log_entry.message or "" for r in instance.get_records_for_run(retry.run_id, limit=1000).records]
+    assert not any("refused" in m for m in messages)
     print(f"\nworker group SIGKILL: run failed {failed_after:.0f} s later; the second group completed the retry")
 
 
