@@ -40,7 +40,7 @@ class RunWorkerGroup:
         return self
 
     def alive_in_redis(self) -> bool:
-        from eclipse_exports.launchers.registry import RunWorkerRegistry
+        from eclipse_exports.queue.run_workers import RunWorkerRegistry
 
         client = redis.Redis.from_url(self.env["ECLIPSE_REDIS_URL"])
         try:

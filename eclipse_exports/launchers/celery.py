@@ -40,9 +40,9 @@ from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_RUN_PRIORITY_TAG, DAGSTER_CELERY_TASK_ID_TAG
 
 from eclipse_exports.config import Settings, known_secrets, redact
-from eclipse_exports.launchers.registry import RunWorkerRegistry
 from eclipse_exports.launchers.run_task import register_run_task
 from eclipse_exports.queue.keys import RUN_WORKER_PREFIX
+from eclipse_exports.queue.run_workers import RunWorkerRegistry
 
 DEFAULT_QUEUE = "eclipse-exports-runs"
 # Celery settings the run workers need whatever the instance's config_source says (it may add or override others).
@@ -59,6 +59,9 @@ CELERY_SETTINGS: dict[str, Any] = {
     "worker_max_tasks_per_child": 500,
     "worker_max_memory_per_child": 700_000,
     "worker_hijack_root_logger": False,
+    # Keep a child's stdout/stderr real file descriptors: Dagster captures a run's output there (compute logs);
+    # Celery's redirect to its logger would leave the captured files empty.
+    "worker_redirect_stdouts": False,
     "worker_send_task_events": False,
     "task_send_sent_event": False,
 }

@@ -33,7 +33,7 @@ from celery.exceptions import Reject
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster._cli.api import _execute_run_command_body, _resume_run_command_body
 
-from eclipse_exports.launchers.registry import RUN_BEAT_SECONDS, RunWorkerRegistry
+from eclipse_exports.queue.run_workers import RUN_BEAT_SECONDS, RunWorkerRegistry
 
 EXECUTE_RUN_TASK = "eclipse_exports.execute_run"
 REINTERRUPT_SECONDS = 15.0

@@ -10,7 +10,7 @@ location once, then forks a pool of children that execute runs handed over by ``
 - **Recycled children.** A child is replaced after ``worker_max_tasks_per_child`` runs or once its resident memory
   passes ``worker_max_memory_per_child`` (``launchers/celery.py``), so a slow leak in a library cannot grow forever.
 - **Alive, for all to see.** A thread in the parent refreshes the group's entry in Redis every 2 s
-  (:class:`~eclipse_exports.launchers.registry.RunWorkerRegistry`): the launcher refuses to hand runs to a queue no
+  (:class:`~eclipse_exports.queue.run_workers.RunWorkerRegistry`): the launcher refuses to hand runs to a queue no
   live group consumes, and ``dev`` says when its workers are down.
 - **Code changes take effect.** The same thread watches the code location's files; when they change, the group
   stops taking runs, lets the runs in flight finish on the old code, and re-executes itself with the new code
@@ -36,7 +36,7 @@ from celery.worker import state as worker_state
 
 from eclipse_exports.launchers import run_task
 from eclipse_exports.launchers.celery import CeleryRunWorkerLauncher
-from eclipse_exports.launchers.registry import NODE_BEAT_SECONDS, RunWorkerRegistry
+from eclipse_exports.queue.run_workers import NODE_BEAT_SECONDS, RunWorkerRegistry
 
 CODE_LOCATION = "eclipse_exports.definitions"
 

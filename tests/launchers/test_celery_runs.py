@@ -15,9 +15,9 @@ import redis
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from eclipse_exports.launchers.celery import CeleryRunWorkerLauncher
-from eclipse_exports.launchers.registry import RunWorkerRegistry
 from eclipse_exports.launchers.run_task import EXECUTE_RUN_TASK
 from eclipse_exports.local.services import free_port
+from eclipse_exports.queue.run_workers import RunWorkerRegistry
 from eclipse_exports.storage.client import ExportStorage, make_s3_client
 from tests.e2e.test_reliability import assert_exactly_once, big_export, export_objects, services  # noqa: F401
 from tests.live_dagster import (

@@ -1,4 +1,4 @@
-"""The run workers' shared record in Redis, without Dagster: which worker groups are alive, which delivery of a
+"""The Celery run workers' shared record in Redis, without Dagster: which worker groups are alive, which delivery of a
 run's task executes it, which child is executing a run right now, and which runs an operator asked to stop.
 
 Celery alone cannot answer these: a task's result state says ``STARTED`` forever once the whole worker group that
