@@ -6,9 +6,14 @@ reliability tests' own (``tests/e2e/test_reliability.py``); a slowed S3 keeps a 
 to kill or terminate it mid-run.
 """
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import redis
@@ -24,6 +29,7 @@ from tests.live_dagster import (
     DagsterDev,
     runs_by_job,
     send_requests,
+    small_requests,
     statuses,
     successful,
     wait_for_terminal,
@@ -32,6 +38,7 @@ from tests.live_dagster import (
 from tests.run_workers import RunWorkerGroup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
+ROOT = Path(__file__).resolve().parents[2]
 WATCHED_YAML_LINES = ("run_launcher:\n  module: eclipse_exports.launchers.watched\n  class: WatchedRunLauncher\n")
 
 
@@ -239,3 +246,58 @@ def test_with_no_worker_alive_a_run_fails_fast_with_the_cause(deployment, celery
     final = wait_for_terminal(client, ["noworker"], timeout=180)["noworker"]
     assert final["status"] == "failed" and "no run worker is consuming queue" in final["error"], final
     print(f"\nno worker: first run failed {took:.0f} s after the XADD; job failed: {final['error'][:120]}")
+
+
+def test_a_code_change_restarts_the_group_after_the_run_in_flight_and_new_runs_get_the_new_code(deployment, celery):
+    client, proxy = deployment["redis"], deployment["proxy"]
+    dev = start_dev(deployment, "reload")
+    log = dev.workers[0].log
+    slow = proxy.inject(method="PUT", query=r"partNumber=", delay=2)
+    send_requests(client, [big_export("in-flight")])
+    running_child(deployment, dev, "in-flight")
+    marker = ROOT / "eclipse_exports" / "launchers" / "__init__.py"
+    os.utime(marker)  # a change on disk, as an edit or a deploy of new code makes
+    wait_until(lambda: "code location changed on disk" in log.read_text(), 30, "the group to see the change")
+    proxy.remove(slow)
+    final = wait_for_terminal(client, ["in-flight"], timeout=300)
+    instance = celery(dev)
+    figures = assert_exactly_once(deployment, [instance], ["in-flight"], final)
+    assert figures["runs"] == 1, figures  # the run in flight finished on the old code, not retried
+    wait_until(lambda: log.read_text().count("run workers: runs-") >= 2, 120, "the group to start again")
+    dev.workers[0].wait_alive()
+    send_requests(client, [small_export("after-reload")])
+    after = wait_for_terminal(client, ["after-reload"], timeout=300)["after-reload"]
+    assert after["status"] == "completed", after
+    started = [r.event_log_entry.message for r in instance.get_records_for_run(after["runId"]).records
+               if (r.event_log_entry.message or "").startswith("Started process for run")]
+    assert started, "the new run executed on a worker child"
+
+
+def test_a_second_group_takes_part_of_a_burst(deployment, celery):
+    client = deployment["redis"]
+    dev = start_dev(deployment, "scaleout", worker_groups=2, concurrency=2)
+    burst = small_requests(24, "scale")
+    send_requests(client, burst.values())
+    final = wait_for_terminal(client, burst, timeout=600)
+    instance = celery(dev)
+    figures = assert_exactly_once(deployment, [instance], burst, final)
+    nodes = Counter()
+    for job_id in burst:
+        worker = [r.event_log_entry.message for r in instance.get_records_for_run(final[job_id]["runId"]).records
+                  if "Started process for run" in (r.event_log_entry.message or "")]
+        pid = int(worker[0].split("pid: ")[1].rstrip(").")) if worker else None
+        nodes[next((g.name for g in dev.workers if pid in {c.pid for c in g.children()}), "gone")] += 1
+    shares = {name: count for name, count in nodes.items() if count}
+    assert all(shares.get(g.name, 0) >= 4 for g in dev.workers), shares
+    print(f"\nscale-out: 24 requests over two groups: {shares}; {figures}")
+
+
+def test_the_parent_of_a_worker_group_stays_flat_over_many_runs():
+    runs = int(os.environ.get("ECLIPSE_RSS_RUNS", "200"))
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "worker_rss.py"), "--runs", str(runs), "--json"],
+                          capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["failed"] == 0, summary
+    assert summary["parent_growth_mib"] < 5, summary
+    print(f"\nworker RSS: {runs} runs, parent grew {summary['parent_growth_mib']} MiB")
