@@ -4,6 +4,7 @@
 #   deploy/dagster-service.sh code-server   # the code location as a gRPC server (sensors run here, runs start here)
 #   deploy/dagster-service.sh daemon        # dagster-daemon: sensors, schedules, run queue, run monitoring, backfills
 #   deploy/dagster-service.sh webserver     # the Dagster UI and its GraphQL API
+#   deploy/dagster-service.sh run-workers   # one group of Celery run workers (runs execute here; any number of hosts)
 #   deploy/dagster-service.sh migrate       # once after upgrading Dagster: upgrade the PostgreSQL schema
 #
 # Every setting comes from the environment (deploy/eclipse-exports.env.example lists each variable). The
@@ -44,11 +45,15 @@ case "${1:-}" in
       --host "${DAGSTER_WEBSERVER_HOST:-127.0.0.1}" --port "${DAGSTER_WEBSERVER_PORT:-3000}" \
       ${DAGSTER_WEBSERVER_PATH_PREFIX:+--path-prefix "$DAGSTER_WEBSERVER_PATH_PREFIX"}
     ;;
+  run-workers)
+    exec "$VENV/bin/eclipse-exports" run-workers --concurrency "${ECLIPSE_RUN_WORKER_CONCURRENCY:-4}" \
+      ${ECLIPSE_RUN_WORKER_NAME:+--name "$ECLIPSE_RUN_WORKER_NAME"}
+    ;;
   migrate)
     exec "$VENV/bin/dagster" instance migrate
     ;;
   *)
-    echo "usage: $0 code-server|daemon|webserver|migrate" >&2
+    echo "usage: $0 code-server|daemon|webserver|run-workers|migrate" >&2
     exit 2
     ;;
 esac

@@ -54,7 +54,9 @@ def test_the_helm_values_carry_the_same_limits():
     assert daemon["runMonitoring"] == _camel(dev["run_monitoring"])
     assert daemon.get("runRetries") == _camel(dev.get("run_retries"))
     assert daemon["sensors"] == _camel(dev["sensors"])
-    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    launcher = values["runLauncher"]["config"]["customRunLauncher"]
+    assert values["runLauncher"]["type"] == "CustomRunLauncher"
+    assert (launcher["module"], launcher["class"]) == (dev["run_launcher"]["module"], dev["run_launcher"]["class"])
     assert values["computeLogManager"]["type"] == "S3ComputeLogManager"
     assert values["telemetry"] == dev["telemetry"]
     code = values["dagster-user-deployments"]["deployments"][0]
@@ -94,3 +96,18 @@ def test_the_service_script_names_every_missing_variable(tmp_path):
                                                       "ECLIPSE_S3_BUCKET", "AWS_ACCESS_KEY_ID"])
 def test_the_environment_example_lists_every_variable(name):
     assert re.search(rf"^#? ?{name}=", (DEPLOY / "eclipse-exports.env.example").read_text(), re.M), name
+
+
+def test_the_run_worker_autoscaler_watches_the_run_queue_the_launcher_fills():
+    from eclipse_exports.launchers.celery import DEFAULT_QUEUE
+    from eclipse_exports.queue.keys import run_worker_queue_key
+
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "run-workers.yaml").read_text()))
+    scaled = next(d for d in documents if d["kind"] == "ScaledObject")
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    assert scaled["spec"]["triggers"][0]["metadata"]["listName"] == run_worker_queue_key(DEFAULT_QUEUE)
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:2] == ["eclipse-exports", "run-workers"]
+    unit = (DEPLOY / "systemd" / "eclipse-exports-run-workers@.service").read_text()
+    assert "dagster-service.sh run-workers" in unit and "KillSignal=SIGTERM" in unit

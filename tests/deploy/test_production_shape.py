@@ -110,6 +110,7 @@ def production(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
     try:
         wait_for_port("127.0.0.1", code_server_port, timeout=120, proc=start("code-server"))
         start("daemon")
+        start("run-workers")
         _wait_for_webserver(webserver_port, start("webserver"))
         for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME",
                      "DAGSTER_PG_PASSWORD", "DAGSTER_COMPUTE_LOGS_BUCKET"):

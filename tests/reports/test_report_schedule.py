@@ -29,6 +29,7 @@ from eclipse_exports.schedules.executive_report import RANGE_END_TAG, RANGE_STAR
 from eclipse_exports.source.schema import workspaces
 from eclipse_exports.storage.client import make_s3_client
 from tests.report_dataset import ACTIVE, RECIPIENTS
+from tests.run_workers import RunWorkerGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 MONDAY = datetime(2026, 10, 26, 6, 0, tzinfo=UTC)
@@ -97,7 +98,7 @@ def deployment(tmp_path_factory, report_sqlite, s3_endpoint, redis_url):
     port = free_port()
     env = {"DAGSTER_HOME": str(home), "ECLIPSE_DATABASE_URL": str(source.url), "ECLIPSE_REDIS_URL": redis_url,
            "ECLIPSE_S3_BUCKET": bucket, "AWS_ENDPOINT_URL": s3_endpoint,
-           "ECLIPSE_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}"}
+           "ECLIPSE_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "ECLIPSE_RUN_QUEUE": f"runs-{home.name}"}
     instance = DagsterInstance.from_config(str(home))
     # The latest Monday 06:00 UTC: the daemon started afterwards has no later tick to catch up on.
     now = datetime.now(UTC)
@@ -114,6 +115,7 @@ def deployment(tmp_path_factory, report_sqlite, s3_endpoint, redis_url):
     # would record the schedule from now and never see the tick) and after the backfill is asked for (its
     # first pass then launches it, instead of 30 s later).
     processes = [start("dagster-webserver", "-h", "127.0.0.1", "-p", str(port))]
+    workers = RunWorkerGroup({**os.environ, **env}, home / "workers.log", concurrency=2)
     try:
         subprocess.run([sys.executable, "-m", "tests.schedule_tick", str(home), tick.isoformat()], cwd=ROOT,
                        check=True, env={**os.environ, **env}, timeout=300)
@@ -124,9 +126,11 @@ def deployment(tmp_path_factory, report_sqlite, s3_endpoint, redis_url):
              "--workspace", "ws_hostile", "--dagster-url", f"http://127.0.0.1:{port}"],
             env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
         processes.append(start("dagster-daemon", "run"))
+        workers.start(wait=False)
         yield {"instance": instance, "tick": tick, "bucket": bucket, "s3": make_s3_client(s3_endpoint),
                "mailbox": mailbox, "source": source, "backfill": backfill, "dagster_url": f"http://127.0.0.1:{port}"}
     finally:
+        workers.kill()
         for process in processes:  # nothing to keep: stop at once
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
