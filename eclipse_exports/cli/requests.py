@@ -227,7 +227,11 @@ def status_cmd(job_id: str, watch: bool, as_json: bool, timeout: float) -> None:
     if as_json:
         click.echo(json.dumps(fields, indent=2, sort_keys=True))
     else:
-        click.echo("\n".join(describe_job(fields, os.environ.get("ECLIPSE_DAGSTER_URL"))))
+        try:
+            click.echo("\n".join(describe_job(fields, os.environ.get("ECLIPSE_DAGSTER_URL"))))
+        except (ValueError, KeyError) as exc:
+            common.fail(f"job '{job_id}' has a malformed status hash ({type(exc).__name__}: {exc}); "
+                        f"`eclipse-exports status {job_id} --json` shows it as stored")
     if fields.get("status") in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED):
         sys.exit(common.JOB_FAILED_EXIT)
 
@@ -249,15 +253,19 @@ def url_cmd(job_id: str) -> None:
                     f"`eclipse-exports retry {job_id}` exports it again")
     if fields.get("status") != JobStatus.COMPLETED or not fields.get("filePath"):
         common.fail(f"job '{job_id}' has no file (status: {fields.get('status', 'unknown')})")
-    expires = datetime.fromisoformat(fields["expiresAt"].replace("Z", "+00:00"))
+    workspace_id = common.hash_field(fields, job_id, "workspaceId")
+    expires = common.hash_time(fields, job_id, "expiresAt")
     left = int((expires - datetime.now(UTC)).total_seconds())
     if left <= 0:
         common.fail(f"the file of job '{job_id}' has expired (at {fields['expiresAt']})")
     with common.service_errors(settings):
         storage = common.storage(settings)
+        common.checked_key(storage, fields["filePath"], workspace_id, job_id, "url")
         if not storage.exists(fields["filePath"]):
             common.fail(f"the file of job '{job_id}' is gone from S3 (expired or removed)")
-        url = storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left))
+        url = storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left),
+                              workspace_id=workspace_id)
+        common.audit_link(settings, workspace_id, job_id, "url", fields["filePath"])
     click.echo(url)
 
 
@@ -291,7 +299,7 @@ def jobs_cmd(workspace: str, statuses: tuple[str, ...], limit: int, as_json: boo
         state = fields.get("status", "?") + (f" ({fields['errorCode']})" if fields.get("errorCode") else "")
         count = fields.get("rowCount")
         rows.append((fields.get("id", "?"), fields.get("resourceType", "?"), fields.get("format", "?"), state,
-                     f"{int(count):,}" if count else "-", _age(fields.get("createdAt"))))
+                     f"{int(count):,}" if (count or "").isdigit() else (count or "-"), _age(fields.get("createdAt"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -319,12 +327,27 @@ def retry_cmd(job_id: str) -> None:
         common.fail(f"job '{job_id}' is {state}, not finished; only failed or expired jobs are retried")
     if not fields.get("request"):
         common.fail(f"job '{job_id}' has no stored request to send again; send it anew with `eclipse-exports request`")
-    payload = json.loads(fields["request"])
+    try:
+        payload = json.loads(fields["request"])
+        if not isinstance(payload, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        common.fail(f"job '{job_id}' has a malformed status hash: its stored request is not readable ({exc})")
     if fields.get("userId") == "operator":
         common.fail(f"job '{job_id}' was an operator materialization from the Dagster UI; materialize the partition "
                     "again there")
     payload.update(id=str(uuid.uuid4()), createdAt=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    click.echo(_enqueue(ExportRequest.from_payload(json.dumps(payload)), {"retryOf": job_id}))
+    try:
+        request = ExportRequest.from_payload(json.dumps(payload))
+    except InvalidRequest as exc:
+        common.fail(f"job '{job_id}' has a malformed status hash: its stored request is invalid ({exc})")
+    new_id = _enqueue(request, {"retryOf": job_id})
+    with common.service_errors(settings):
+        from eclipse_exports.audit.trail import RETRIED, AuditTrail, system_actor
+
+        AuditTrail(common.store(settings).client).append(request.workspace_id, RETRIED, job_id=job_id,
+                                                         actor=system_actor("cli"), details={"newJobId": new_id})
+    click.echo(new_id)
 
 
 @click.command("dead-letters")

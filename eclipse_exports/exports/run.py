@@ -247,7 +247,7 @@ def run_export(
         raise FileVerificationFailed(result)
     expires_at = completed_at + timedelta(hours=limits.retention_hours)
     ttl = min(limits.download_url_ttl_seconds, int((expires_at - completed_at).total_seconds()))
-    url = storage.presign(key, ttl)
+    url = storage.presign(key, ttl, workspace_id=request.workspace_id)
     if recipient is not None:
         message = build_export_email(recipient, request, download_url=url,
                                      expires_at=completed_at + timedelta(seconds=ttl), row_count=written.row_count,
@@ -269,6 +269,7 @@ def run_export(
             "completedAt": iso_utc(completed_at),
             "rowsWritten": written.row_count,
         },
+        sha256=written.sha256,
     )
     if resource is not ResourceType.REPORT:
         PaceHistory(status.client).record(resource.value, request.format.value, Pace(

@@ -60,3 +60,13 @@ def export_pace_key(resource: str, fmt: str) -> str:
     """``eclipse:exports:metrics:pace:{resource}:{format}`` — a list of the latest completed exports' pace
     (rows, streaming seconds, seconds after streaming), newest first, for estimates before a job's first batch."""
     return f"eclipse:exports:metrics:pace:{resource}:{fmt}"
+
+
+def audit_stream_key(workspace_id: str) -> str:
+    """``eclipse:exports:audit:{workspaceId}`` — the write-ahead stream of the workspace's export audit trail:
+    one entry per event (fields ``eventId``, ``jobId``, ``actor``, ``event``, ``details``), appended in the same
+    step as the status change it records, trimmed only once its day is archived to S3."""
+    return f"{AUDIT_STREAM_PREFIX}{workspace_id}"
+
+
+AUDIT_STREAM_PREFIX = "eclipse:exports:audit:"

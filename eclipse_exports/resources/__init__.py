@@ -22,7 +22,7 @@ from eclipse_exports.exports.run import ExportLimits
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.retention.policy import RetentionPolicy
 from eclipse_exports.source.engine import source_engine
-from eclipse_exports.storage.client import ExportStorage, make_s3_client
+from eclipse_exports.storage.client import ExportStorage, storage_from_settings
 
 
 def _settings() -> Settings:
@@ -80,10 +80,8 @@ class ExportStorageResource(ConfigurableResource):
 
     @cached_property
     def _storage(self) -> ExportStorage:
-        settings = _settings()
-        client = make_s3_client(self.endpoint_url or settings.s3_endpoint_url)
-        prefix = settings.s3_prefix if self.prefix is None else self.prefix
-        return ExportStorage(client, self.bucket or settings.s3_bucket, prefix)
+        return storage_from_settings(_settings(), endpoint_url=self.endpoint_url, bucket=self.bucket,
+                                     prefix=self.prefix)
 
     def get_storage(self) -> ExportStorage:
         """Keys, uploads, presigned URLs and deletes for the export bucket."""

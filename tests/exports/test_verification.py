@@ -76,7 +76,7 @@ def test_a_missing_object_and_a_wrong_row_count_are_named(sqlite_engine, storage
     assert check.intact and not check.readable
     assert check.content_problems == (f"holds {expected.row_count:,} rows; the export's snapshot counted "
                                       f"{expected.row_count + 1:,}",)
-    storage.delete(result.key)
+    storage.delete(result.key, workspace_id=result.request.workspace_id)
     gone = verify_export_file(storage, expected)
     assert gone.integrity_problems == (f"no object at key {result.key}",) and gone.rows_read is None
 
