@@ -7,9 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from eclipse_exports.audit.trail import AuditTrail
-from tests.cli.test_cli import cli, env, job  # noqa: F401 - env is a fixture
+from tests.cli.test_cli import cli, job
 
 GLOBEX_KEY = "tenant-files/workspaces/ws_globex/exports/20260101T000000Z-alerts-theirs.csv"
+
+
+@pytest.fixture
+def env(tmp_path, redis_url, s3_endpoint, bucket, redis_client) -> dict:
+    return {"ECLIPSE_DATA_DIR": str(tmp_path / "data"), "ECLIPSE_REDIS_URL": redis_url,
+            "AWS_ENDPOINT_URL": s3_endpoint, "ECLIPSE_S3_BUCKET": bucket, "ECLIPSE_S3_PREFIX": "tenant-files"}
 
 
 @pytest.fixture
