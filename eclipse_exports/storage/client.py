@@ -8,7 +8,7 @@
 import functools
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -87,13 +87,15 @@ class ObjectMissing(LookupError):
 
 @dataclass
 class StoredObject:
-    """An object being read: ``body`` is botocore's streaming body (``read(n)``, ``close()``)."""
+    """An object being read: ``body`` is botocore's streaming body (``read(n)``, ``close()``); ``encryption``
+    the reply's ``ServerSideEncryption`` and ``SSEKMSKeyId`` (what :meth:`ServerSideEncryption.matches` reads)."""
 
     key: str
     body: Any
     size: int
     content_type: str | None
     content_disposition: str | None
+    encryption: dict[str, str] = field(default_factory=dict)
 
 
 class ExportStorage(ObjectKeys):
@@ -194,7 +196,8 @@ class ExportStorage(ObjectKeys):
                 raise ObjectMissing(key) from None
             raise
         return StoredObject(key, response["Body"], int(response["ContentLength"]), response.get("ContentType"),
-                            response.get("ContentDisposition"))
+                            response.get("ContentDisposition"),
+                            {k: response[k] for k in ("ServerSideEncryption", "SSEKMSKeyId") if response.get(k)})
 
     def delete(self, key: str, *, workspace_id: str) -> None:
         """Delete the object at ``key`` (no error when it is already gone).
