@@ -29,7 +29,7 @@ from eclipse_exports.resources import ExportLimitsResource, ExportStorageResourc
 from eclipse_exports.retention.cleanup import run_cleanup
 from eclipse_exports.retention.summary import CleanupSummary
 
-EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS, ResourceType.REPORT)
+EXPORT_RESOURCES = tuple(ResourceType)
 MAX_TABLE_ROWS = 500
 # Dagster's run-retry strategy tag (dagster._core.storage.tags.RETRY_STRATEGY_TAG). An export run is one step;
 # the default FROM_FAILURE finds nothing to re-run when a worker died after its step succeeded (file stored,

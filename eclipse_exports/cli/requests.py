@@ -38,21 +38,25 @@ def _payload_from_file(path: str) -> dict:
               help="Send this JSON request (e.g. from examples/requests/) under a new id; other options ignored.")
 @click.option("--workspace")
 @click.option("--user")
-@click.option("--resource", type=click.Choice(["alerts", "infringements", "actions", "report"]))
+@click.option("--resource", type=click.Choice(["alerts", "infringements", "actions", "audit_logs", "export_audit",
+                                               "report"]))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "parquet", "html"]))
 @click.option("--severity", multiple=True, help="Repeat for several values.")
 @click.option("--status", "statuses", multiple=True, help="Repeat for several values.")
 @click.option("--brand", multiple=True, help="Brand name; repeat for several.")
 @click.option("--from", "date_from", help="Inclusive, ISO-8601 with offset, e.g. 2026-11-01T00:00:00Z.")
 @click.option("--to", "date_to", help="Exclusive, ISO-8601 with offset.")
+@click.option("--action", "actions", multiple=True,
+              help="audit_logs: a dotted verb (alert.acknowledged) or a prefix (member.*); repeat for several.")
+@click.option("--actor", "actors", multiple=True, help="audit_logs: the acting user's id; repeat for several.")
 @click.option("--compression", type=click.Choice(["none", "gzip"]), default="none", show_default=True)
 @click.option("--excel-compatible", is_flag=True, help="CSV only: UTF-8 BOM and CRLF line ends.")
 @click.option("--delivery", type=click.Choice(["download", "email"]), default="download", show_default=True)
 @click.option("--id", "job_id", help="Request id (default: a new UUID).")
 def request_cmd(payload_file: str | None, workspace: str | None, user: str | None, resource: str | None,
                 fmt: str | None, severity: tuple, statuses: tuple, brand: tuple, date_from: str | None,
-                date_to: str | None, compression: str, excel_compatible: bool, delivery: str,
-                job_id: str | None) -> None:
+                date_to: str | None, actions: tuple, actors: tuple, compression: str, excel_compatible: bool,
+                delivery: str, job_id: str | None) -> None:
     """Put an export request on the Redis stream and print its job id.
 
     \b
@@ -60,6 +64,8 @@ def request_cmd(payload_file: str | None, workspace: str | None, user: str | Non
       eclipse-exports request --workspace ws_acme --user usr_acme_analyst --resource alerts --format csv
       eclipse-exports request --workspace ws_acme --user usr_acme_analyst --resource infringements \\
           --format jsonl --severity critical --compression gzip
+      eclipse-exports request --workspace ws_acme --user usr_acme_owner --resource audit_logs --format csv \\
+          --action 'member.*' --from 2026-11-01T00:00:00Z
       eclipse-exports request --file examples/requests/alerts-parquet-filtered.json
     """
     if payload_file:
@@ -71,7 +77,8 @@ def request_cmd(payload_file: str | None, workspace: str | None, user: str | Non
         if missing:
             raise click.UsageError(f"missing {', '.join(missing)} (or give --file)")
         filters = {k: v for k, v in {"severity": list(severity) or None, "status": list(statuses) or None,
-                                     "brand": list(brand) or None, "from": date_from, "to": date_to}.items() if v}
+                                     "brand": list(brand) or None, "from": date_from, "to": date_to,
+                                     "action": list(actions) or None, "actor": list(actors) or None}.items() if v}
         options: dict = {"compression": compression}
         if excel_compatible:
             options["excelCompatible"] = True

@@ -9,7 +9,9 @@ upload). It never holds more than the batch it is given.
   cells starting with ``= + - @`` tab, CR, LF or NUL get a leading ``'``.
 - JSON (one array) and JSONL (one object per line): produced by a serializer
   (Polars' JSON writer, straight from Arrow memory), null as ``null``;
-  timestamps as ``YYYY-MM-DDTHH:MM:SSZ``.
+  timestamps as ``YYYY-MM-DDTHH:MM:SSZ``. A JSON-object column (``details`` of the audit resources, always
+  last) is written as the object its text holds; text that is not a JSON object is written as a JSON string,
+  so nothing is lost and the file stays valid.
 
 Timestamps are rendered and formula cells neutralized with vectorized Arrow
 kernels, never value by value in Python.
@@ -17,12 +19,14 @@ kernels, never value by value in Python.
 """
 
 import io
+import json
 import struct
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eclipse_exports.exports.columns import is_json_object
 from eclipse_exports.models import ExportFormat
 
 if TYPE_CHECKING:
@@ -121,19 +125,61 @@ def _frame(batch: pa.RecordBatch, schema: pa.Schema) -> "pl.DataFrame":
     return pl.from_arrow(pa.RecordBatch.from_arrays(_timestamps_as_text(batch), schema=schema))
 
 
+def _json_value(text: str | None) -> bytes:
+    """A JSON-object column's cell as JSON: the object its text holds, ``null``, or the text as a string."""
+    if text is None:
+        return b"null"
+    try:
+        value = json.loads(text) if text.lstrip().startswith("{") else None
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        # As stored, unless line breaks (pretty-printed JSON) would split a JSONL line.
+        return json.dumps(value, ensure_ascii=False).encode("utf-8") if "\n" in text or "\r" in text \
+            else text.encode("utf-8")
+    return json.dumps(text, ensure_ascii=False).encode("utf-8")
+
+
+def _json_objects(batch: pa.RecordBatch, schema: pa.Schema) -> list[bytes]:
+    """The batch's rows as JSON objects, one ``bytes`` each.
+
+    The columns before a JSON-object last column go through Polars; that column's text is spliced in as the
+    object it is (Polars would write it as a string).
+    """
+    embedded = len(schema) > 1 and is_json_object(schema.field(len(schema) - 1))
+    head_schema = pa.schema(list(schema)[:-1]) if embedded else schema
+    head = batch.select(range(len(head_schema))) if embedded else batch
+    buffer = io.BytesIO()
+    _frame(head, head_schema).write_ndjson(buffer)
+    lines = buffer.getvalue().splitlines()
+    if not embedded:
+        return lines
+    name = json.dumps(schema.field(len(schema) - 1).name).encode()
+    return [line[:-1] + b"," + name + b":" + _json_value(text) + b"}"
+            for line, text in zip(lines, batch.column(len(schema) - 1).to_pylist(), strict=True)]
+
+
+def _embeds_json(schema: pa.Schema) -> bool:
+    return any(is_json_object(f) for f in schema)
+
+
 class JsonWriter:
     """One JSON array of objects, written a batch at a time."""
 
     def __init__(self, sink: BinaryIO, schema: pa.Schema) -> None:
         self._sink, self._schema, self._first = sink, text_schema(schema), True
+        self._embeds_json = _embeds_json(schema)
         sink.write(b"[")
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        buffer = io.BytesIO()
-        _frame(batch, self._schema).write_json(buffer)
-        body = buffer.getvalue().strip()[1:-1]
+        if self._embeds_json:
+            body = b",".join(_json_objects(batch, self._schema))
+        else:
+            buffer = io.BytesIO()
+            _frame(batch, self._schema).write_json(buffer)
+            body = buffer.getvalue().strip()[1:-1]
         self._sink.write(body if self._first else b"," + body)
         self._first = False
 
@@ -146,9 +192,14 @@ class JsonlWriter:
 
     def __init__(self, sink: BinaryIO, schema: pa.Schema) -> None:
         self._sink, self._schema = sink, text_schema(schema)
+        self._embeds_json = _embeds_json(schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows:
+        if not batch.num_rows:
+            return
+        if self._embeds_json:
+            self._sink.write(b"\n".join(_json_objects(batch, self._schema)) + b"\n")
+        else:
             _frame(batch, self._schema).write_ndjson(self._sink)
 
     def close(self) -> None:
