@@ -14,12 +14,12 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import redis
 
-from eclipse_exports.queue.keys import audit_stream_key
+from eclipse_exports.queue.keys import audit_archived_key, audit_stream_key
 
 # Event names, in the order of a job's life.
 REQUESTED, REJECTED, RUN_STARTED, REQUEUED = "requested", "rejected", "run_started", "requeued"
@@ -136,6 +136,18 @@ class AuditTrail:
         """When the stream's oldest entry was written; ``None`` for an empty stream."""
         first = self.client.xrange(audit_stream_key(workspace_id), "-", "+", count=1)
         return datetime.fromtimestamp(entry_millis(_text(first[0][0])) / 1000, UTC) if first else None
+
+    def mark_archived(self, workspace_id: str, day: date) -> None:
+        """Record that ``day``'s complete archive was written (the first such day is kept, the last moves on)."""
+        key = audit_archived_key(workspace_id)
+        self.client.hsetnx(key, "first", day.isoformat())
+        if day.isoformat() > (_text(self.client.hget(key, "last") or b"") or ""):
+            self.client.hset(key, "last", day.isoformat())
+
+    def archived_days(self, workspace_id: str) -> tuple[date | None, date | None]:
+        """The first and last day whose complete archive was written (``None`` when none was)."""
+        first, last = self.client.hmget(audit_archived_key(workspace_id), "first", "last")
+        return (date.fromisoformat(_text(first)) if first else None, date.fromisoformat(_text(last)) if last else None)
 
     def trim_before(self, workspace_id: str, moment: datetime) -> int:
         """Remove the entries written before ``moment`` (``XTRIM MINID``, exact); returns how many went."""

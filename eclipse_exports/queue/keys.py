@@ -70,3 +70,10 @@ def audit_stream_key(workspace_id: str) -> str:
 
 
 AUDIT_STREAM_PREFIX = "eclipse:exports:audit:"
+
+
+def audit_archived_key(workspace_id: str) -> str:
+    """``eclipse:exports:audit-archived:{workspaceId}`` — a hash with ``first`` and ``last``: the first and the last
+    day (``YYYY-MM-DD``) whose complete audit archive was written, so ``audit verify`` notices archives deleted
+    at either end of the chain."""
+    return f"eclipse:exports:audit-archived:{workspace_id}"
