@@ -48,6 +48,7 @@ class _Scan:
     header: dict[str, Any] | None = None
     trailer: dict[str, Any] | None = None
     entries: int = 0
+    foreign_entries: int = 0
     content_sha256: str = ""
     object_sha256: str = ""
     error: str | None = None
@@ -90,7 +91,7 @@ def _scan(storage: ExportStorage, archive: StoredArchive, workspace_id: str) -> 
                     continue
                 entry = AuditEntry.from_json(record)
                 if entry.workspace_id != workspace_id or entry.time.date() != archive.day:
-                    raise ValueError(f"line {number} is an entry of {entry.workspace_id} on {entry.time.date()}")
+                    scan.foreign_entries += 1
                 scan.entries += 1
         while reader.readinto(bytearray(READ_BYTES)):
             pass
@@ -110,8 +111,9 @@ def _problems(archive: StoredArchive, scan: _Scan, previous: tuple[StoredArchive
                       "modified or truncated")]
     header, trailer, found = scan.header, scan.trailer, []
     if header.get("day") != day.isoformat() or header.get("workspaceId") != workspace_id:
-        found.append((day, f"holds the archive of {header.get('workspaceId')} {header.get('day')}: moved or "
-                           "reordered"))
+        return [(day, f"holds the archive of {header.get('workspaceId')} {header.get('day')}: moved or reordered")]
+    if scan.foreign_entries:
+        found.append((day, f"modified: {scan.foreign_entries} entries of another day or workspace"))
     if trailer.get("contentSha256") != scan.content_sha256 or trailer.get("entries") != scan.entries:
         found.append((day, "modified: its content does not match the SHA-256 and entry count it was signed with"))
     elif not signature_valid(key, scan.content_sha256, str(trailer.get("signature", ""))):
@@ -162,9 +164,15 @@ def verify_archives(storage: ExportStorage, trail: AuditTrail, workspace_id: str
                                 if d >= cutoff and (since is None or d >= since or d == archive.day)]
         previous = (archive, scan)
     first, last = trail.archived_days(workspace_id)
-    present = {a.day for a in archives}
-    for day, end in ((first, "first"), (last, "last")):
-        if day is not None and day >= cutoff and day not in present and (since is None or day >= since):
-            report.problems.append((day, f"deleted: recorded as the {end} archived day, but no archive is stored"))
+    present = sorted(a.day for a in archives)
+    ends = []
+    if first is not None and (not present or first < present[0]):
+        ends.append((first, f"deleted: {first} was archived (Redis records it as the first day), but no archive of "
+                            "it is stored"))
+    if last is not None and (not present or last > present[-1]):
+        gone = present[-1] + timedelta(days=1) if present else first or last
+        ends.append((gone, f"deleted: the days from {gone} to {last} were archived (Redis records {last} as the "
+                           "last), but no archive of them is stored"))
+    report.problems += [(d, why) for d, why in ends if d >= cutoff and (since is None or d >= since)]
     report.problems.sort(key=lambda p: p[0])
     return report
