@@ -54,6 +54,13 @@ EXPORT_JOBS = {
     for resource in EXPORT_RESOURCES
 }
 
+export_audit_archive_job = define_asset_job(
+    name="export_audit_archive_job",
+    selection=AssetSelection.assets("export_audit_archive"),
+    executor_def=in_process_executor,
+    description="Archives one workspace's export audit trail of one day (export_audit_archive).",
+)
+
 executive_report_job = define_asset_job(
     name="executive_report_job",
     selection=AssetSelection.assets("executive_report"),
