@@ -41,6 +41,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 from sqlalchemy import Engine
 
+from eclipse_exports.audit.trail import EMAILED, AuditTrail, system_actor
 from eclipse_exports.delivery.email import build_export_email
 from eclipse_exports.delivery.recipients import recipient_for
 from eclipse_exports.delivery.smtp import DeliveryFailed, parse_smtp_url, send_email
@@ -271,6 +272,9 @@ def run_export(
         },
         sha256=written.sha256,
     )
+    if recipient is not None:  # mailed to the requesting member's own address (a user id, never an address here)
+        AuditTrail(status.client).append(request.workspace_id, EMAILED, job_id=request.id,
+                                         actor=system_actor("run"), details={"to": request.user_id, "filePath": key})
     if resource is not ResourceType.REPORT:
         PaceHistory(status.client).record(resource.value, request.format.value, Pace(
             written.row_count, written.stream_seconds, time.monotonic() - streamed, written.byte_size))
