@@ -17,7 +17,9 @@ The same script appends the change to the workspace's export audit trail (``ecli
 ``eclipse_exports/audit/trail.py``) when the status really changed: ``requested`` when a job is first seen past
 ``pending`` (by whoever picked it up), then ``rejected``, ``run_started``, ``requeued`` (back to ``queued`` for
 a run retry), ``completed`` (with ``link_issued`` by the run when it carries a ``downloadUrl``), ``failed`` or
-``expired``, each with the fields that say what happened. A status hash whose ``workspaceId`` is not a valid
+``expired``, each with the fields that say what happened. ``requested`` and the outcomes (``rejected``,
+``completed``, ``failed``, ``expired``) have the event id ``{jobId}:{event}``: a job re-run after a crash that
+completes again (replacing its file) writes the same event again, and readers keep one per event id. A status hash whose ``workspaceId`` is not a valid
 id is recorded in no workspace's trail (a refused entry's dead letter keeps it).
 
 Because the old status is read in the same script, two writers setting the same final status (the export
@@ -82,7 +84,7 @@ if old ~= new then
         if ok then d['request'] = request end
       end
       if h[9] then d['retryOf'] = h[9] end
-      add(ARGV[10] .. '-r', requester, 'requested', d)
+      add(ARGV[8] .. ':requested', requester, 'requested', d)
     end
     local d = cjson.decode(ARGV[12])
     local event, actor = nil, system
@@ -105,7 +107,10 @@ if old ~= new then
       event = 'expired'
       d['filePath'] = h[3]
     end
-    if event then add(ARGV[10], actor, event, d) end
+    if event then
+      local once = {rejected = true, completed = true, failed = true, expired = true}
+      add(once[event] and (ARGV[8] .. ':' .. event) or ARGV[10], actor, event, d)
+    end
     if new == 'completed' and h[10] then
       add(ARGV[10] .. '-l', system, 'link_issued', {by = 'run', filePath = h[3], fileExpiresAt = h[11]})
     end

@@ -74,3 +74,18 @@ def test_appended_events_read_back_in_order_and_pages(redis_client):
     assert [e.event_id for e in read] == ids and read[3].details == {"n": 3}
     first = trail.first_time("ws_acme")
     assert first is not None and trail.trim_before("ws_acme", first + timedelta(days=1)) == 25
+
+
+def test_a_job_re_run_after_it_completed_keeps_one_completed_entry_by_event_id(redis_client, storage):
+    """Dagster re-runs a run killed after its job completed: the job completes again, under the same event id."""
+    from eclipse_exports.audit.reader import read_trail
+
+    store = JobStatusStore(redis_client)
+    store.queued(REQUEST, datetime.now(UTC))
+    for run_id in ("run-1", "run-2"):
+        store.running(REQUEST, run_id, datetime.now(UTC))
+        store.completed("job-1", {"rowCount": 1, "filePath": "k"}, sha256="cd" * 32)
+    raw = [e.event for e in events(redis_client)]
+    assert raw.count("completed") == 2
+    read = [e.event for e in read_trail(storage, AuditTrail(redis_client), "ws_acme")]
+    assert read == ["requested", "run_started", "completed", "run_started"]
