@@ -20,7 +20,8 @@ a run retry), ``completed`` (with ``link_issued`` by the run when it carries a `
 ``expired``, each with the fields that say what happened. ``requested`` and the outcomes (``rejected``,
 ``completed``, ``failed``, ``expired``) have the event id ``{jobId}:{event}``: a job re-run after a crash that
 completes again (replacing its file) writes the same event again, and readers keep one per event id.
-A status hash whose ``workspaceId`` is not a valid id is recorded in no workspace's trail (a refused entry's dead letter keeps it).
+A status hash whose ``workspaceId`` is not a valid id is recorded in no workspace's trail (a refused entry's
+dead letter keeps it).
 
 Because the old status is read in the same script, two writers setting the same final status (the export
 asset and the run-failure sensor, say) count it once, and a restart of any process loses nothing: the
