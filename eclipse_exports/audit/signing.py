@@ -33,6 +33,8 @@ def load_private_key(pem: str | None, data_dir: Path | None = None) -> Ed25519Pr
     and written (0600) on first use. Raises :class:`SigningKeyError` for a key that is not an Ed25519 PEM, and
     when neither a key nor a data folder is given."""
     if pem:
+        if "\n" not in pem.strip():  # one line from an env file, its line breaks written as \n
+            pem = pem.replace("\\n", "\n")
         return _parse_private(pem.encode("utf-8"), "ECLIPSE_AUDIT_SIGNING_KEY")
     if data_dir is None:
         raise SigningKeyError("no audit signing key: set ECLIPSE_AUDIT_SIGNING_KEY (an Ed25519 private key, PEM)")

@@ -16,7 +16,7 @@ from eclipse_exports.sensors import export_run_failure_sensor
 from tests.dataset import expected_rows
 from tests.readback import expected_for, read_rows
 
-ALERTS, INFRINGEMENTS, ACTIONS, REPORT = EXPORT_ASSETS
+ALERTS, INFRINGEMENTS, ACTIONS, _AUDIT_LOGS, _EXPORT_AUDIT, REPORT = EXPORT_ASSETS
 
 
 @pytest.fixture
