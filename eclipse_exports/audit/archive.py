@@ -4,8 +4,9 @@ One gzip JSONL object per workspace and day (UTC), written for every day from th
 empty days included, so a missing day is visible. Its lines:
 
 1. the header ``{"eclipseAuditArchive": "header", "version": 1, "workspaceId", "day", "partial",
-   "previousDay", "previousSha256", "writtenAt"}``: ``previousSha256`` is the SHA-256 of the previous day's
-   stored object (the hash chain; the first day names none), ``partial`` is true for the current day;
+   "previousDay", "previousSha256"}``: ``previousSha256`` is the SHA-256 of the previous day's stored object
+   (the hash chain; the first day names none), ``partial`` is true for the current day; no time of writing,
+   so a complete day is the same bytes whenever it is written;
 2. one line per entry, oldest first, duplicates (same ``eventId``) dropped: ``eventId``, ``time``,
    ``workspaceId``, ``jobId``, ``actor``, ``event``, ``details``;
 3. the trailer ``{"eclipseAuditArchive": "signature", "entries", "contentSha256", "keyId", "signature"}``:
@@ -30,12 +31,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from eclipse_exports.audit.signing import key_id, sign
 from eclipse_exports.audit.trail import AuditEntry, AuditTrail
-from eclipse_exports.models import iso_utc
+from eclipse_exports.queue.keys import audit_lock_key
 from eclipse_exports.storage.client import ExportStorage, ObjectMissing
 
 HEADER, TRAILER, MARK = "header", "signature", "eclipseAuditArchive"
 CONTENT_TYPE = "application/gzip"
 READ_BYTES = 1 << 16
+LOCK_SECONDS = 600
 
 
 class ArchiveRefused(ValueError):
@@ -147,6 +149,13 @@ class AuditArchiver:
         today = now.astimezone(UTC).date()
         if day > today:
             raise ArchiveRefused(f"{day} has not begun yet (today is {today} UTC); nothing to archive")
+        # One archiver per workspace at a time: two runs of a backfill filling the same days must not trim
+        # entries the other is still reading.
+        with self.trail.client.lock(audit_lock_key(workspace_id), timeout=LOCK_SECONDS,
+                                    blocking_timeout=LOCK_SECONDS):
+            return self._archive(workspace_id, day, today)
+
+    def _archive(self, workspace_id: str, day: date, today: date) -> ArchiveOutcome:
         archives = list_archives(self.storage, workspace_id)
         outcome = ArchiveOutcome(day, self.storage.audit_key(workspace_id, day))
         outcome.expired = self._expire(workspace_id, archives, today)
@@ -172,7 +181,7 @@ class AuditArchiver:
         current = start
         while current <= day:
             partial = current >= today
-            sha256, entries = self._write_day(workspace_id, current, previous_ref, partial, now)
+            sha256, entries = self._write_day(workspace_id, current, previous_ref, partial)
             outcome.written[current] = "partial" if partial else "complete"
             if not partial:
                 self.trail.mark_archived(workspace_id, current)
@@ -183,23 +192,24 @@ class AuditArchiver:
             current += timedelta(days=1)
         return outcome
 
-    def _write_day(self, workspace_id: str, day: date, previous: tuple[date, str] | None, partial: bool,
-                   now: datetime) -> tuple[str, int]:
+    def _write_day(self, workspace_id: str, day: date, previous: tuple[date, str] | None,
+                   partial: bool) -> tuple[str, int]:
         """Write one day's archive; returns the stored object's SHA-256 and its entry count."""
         key = self.storage.audit_key(workspace_id, day)
         content = hashlib.sha256()
         seen: set[str] = set()
         count = 0
-        with self.storage.open_upload(key, CONTENT_TYPE, key.rsplit("/", 1)[-1]) as upload:
+        with self.storage.open_upload(key, CONTENT_TYPE, key.rsplit("/", 1)[-1]) as upload:  # noqa: SIM117
             with gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) as sink:
                 def put(record: dict) -> None:
                     line = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
                     content.update(line + b"\n")
                     sink.write(line + b"\n")
 
+                # No time of writing: a complete day's archive is the same bytes whenever it is written.
                 put({MARK: HEADER, "version": 1, "workspaceId": workspace_id, "day": day.isoformat(),
                      "partial": partial, "previousDay": previous[0].isoformat() if previous else None,
-                     "previousSha256": previous[1] if previous else None, "writtenAt": iso_utc(now)})
+                     "previousSha256": previous[1] if previous else None})
                 for entry in self.trail.entries(workspace_id, day_start(day), day_start(day + timedelta(days=1))):
                     if entry.event_id in seen:
                         continue

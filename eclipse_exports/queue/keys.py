@@ -77,3 +77,8 @@ def audit_archived_key(workspace_id: str) -> str:
     day (``YYYY-MM-DD``) whose complete audit archive was written, so ``audit verify`` notices archives deleted
     at either end of the chain."""
     return f"eclipse:exports:audit-archived:{workspace_id}"
+
+
+def audit_lock_key(workspace_id: str) -> str:
+    """``eclipse:exports:audit-lock:{workspaceId}`` — held while one workspace's audit days are archived."""
+    return f"eclipse:exports:audit-lock:{workspace_id}"

@@ -20,8 +20,8 @@ a run retry), ``completed`` (with ``link_issued`` by the run when it carries a `
 ``expired``, each with the fields that say what happened. ``requested`` and the outcomes (``rejected``,
 ``completed``, ``failed``, ``expired``) have the event id ``{jobId}:{event}``: a job re-run after a crash that
 completes again (replacing its file) writes the same event again, and readers keep one per event id.
-A status hash whose ``workspaceId`` is not a valid id is recorded in no workspace's trail (a refused entry's
-dead letter keeps it).
+A status hash whose ``workspaceId`` is not a valid id, or names a workspace that does not exist
+(``unknown_workspace``), is recorded in no workspace's trail (the dead letter or the status keeps it).
 
 Because the old status is read in the same script, two writers setting the same final status (the export
 asset and the run-failure sensor, say) count it once, and a restart of any process loses nothing: the
@@ -67,7 +67,8 @@ if #ARGV >= 14 + drop then redis.call('HSET', key, unpack(ARGV, 14 + drop)) end
 redis.call('EXPIRE', key, ARGV[1])
 if old ~= new then
   local ws = redis.call('HGET', key, 'workspaceId')
-  if ws and #ws <= 64 and string.match(ws, '^[A-Za-z0-9_-]+$') then
+  local unknown = new == 'rejected' and redis.call('HGET', key, 'errorCode') == 'unknown_workspace'
+  if ws and not unknown and #ws <= 64 and string.match(ws, '^[A-Za-z0-9_-]+$') then
     local h = redis.call('HMGET', key, 'userId', 'runId', 'filePath', 'byteSize', 'rowCount', 'errorCode', 'error',
                          'request', 'retryOf', 'downloadUrl', 'expiresAt')
     for i = 1, 11 do if h[i] == false then h[i] = nil end end

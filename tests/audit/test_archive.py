@@ -150,3 +150,15 @@ def test_purge_and_retention_keep_the_trail_and_archives_expire_on_their_own_sch
     assert result.expired == [D1, D2, D3]  # older than two days before Nov 7
     assert verify_archives(storage, AuditTrail(redis_client), WS, KEY.public_key(), later.date(),
                            retention_days=2).ok
+
+
+def test_two_runs_archiving_overlapping_days_at_once_leave_one_intact_chain(storage, redis_client, history):
+    """A backfill's runs may start together; one workspace is archived by one of them at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda d: archiver(storage, redis_client).archive(WS, d, now=NOW), [D4, D2]))
+    assert sum(len(o.written) for o in done) == 4  # each day written once, by whichever came first
+    report = verify(storage, redis_client)
+    assert report.ok and report.entries == 7
+    assert [e.event_id for e in read_trail(storage, AuditTrail(redis_client), WS)] == history

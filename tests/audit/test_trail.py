@@ -89,3 +89,9 @@ def test_a_job_re_run_after_it_completed_keeps_one_completed_entry_by_event_id(r
     assert raw.count("completed") == 2
     read = [e.event for e in read_trail(storage, AuditTrail(redis_client), "ws_acme")]
     assert read == ["requested", "run_started", "completed", "run_started"]
+
+
+def test_a_request_for_a_workspace_that_does_not_exist_writes_no_trail(redis_client):
+    JobStatusStore(redis_client).rejected("job-5", ErrorCode.UNKNOWN_WORKSPACE, "workspace 'ws_nope' does not exist",
+                                          {"id": "job-5", "workspaceId": "ws_nope", "userId": "u"})
+    assert redis_client.keys("eclipse:exports:audit:*") == []
