@@ -18,12 +18,6 @@ DAYS = [TODAY - timedelta(days=n) for n in (3, 2, 1)]
 
 
 @pytest.fixture
-def env(tmp_path, redis_url, s3_endpoint, bucket, redis_client) -> dict:
-    return {"ECLIPSE_DATA_DIR": str(tmp_path / "data"), "ECLIPSE_REDIS_URL": redis_url,
-            "AWS_ENDPOINT_URL": s3_endpoint, "ECLIPSE_S3_BUCKET": bucket, "ECLIPSE_S3_PREFIX": "tenant-files"}
-
-
-@pytest.fixture
 def trail(redis_client):
     """Two entries on each of the last three days, then a job's life today (through the status store)."""
     for day in DAYS:

@@ -13,12 +13,6 @@ GLOBEX_KEY = "tenant-files/workspaces/ws_globex/exports/20260101T000000Z-alerts-
 
 
 @pytest.fixture
-def env(tmp_path, redis_url, s3_endpoint, bucket, redis_client) -> dict:
-    return {"ECLIPSE_DATA_DIR": str(tmp_path / "data"), "ECLIPSE_REDIS_URL": redis_url,
-            "AWS_ENDPOINT_URL": s3_endpoint, "ECLIPSE_S3_BUCKET": bucket, "ECLIPSE_S3_PREFIX": "tenant-files"}
-
-
-@pytest.fixture
 def globex_file(storage):
     with storage.open_upload(GLOBEX_KEY, "text/csv") as upload:
         upload.write(b"id\nsecret\n")
