@@ -38,7 +38,9 @@ def stored(storage, key) -> bytes:
 
 
 def replace_object(storage, key, body: bytes, content_type: str) -> None:
-    storage.client.put_object(Bucket=storage.bucket, Key=key, Body=body, ContentType=content_type)
+    """Store ``body`` as the project would (its server-side encryption included), so only the content differs."""
+    storage.client.put_object(Bucket=storage.bucket, Key=key, Body=body, ContentType=content_type,
+                              **storage.sse.put_args())
 
 
 @pytest.mark.parametrize("resource, fmt, options", CASES)
