@@ -1,9 +1,9 @@
 """``audit``: a workspace's export audit trail — read it, archive a day, verify the archives, print the public key.
 
 ``audit --workspace W`` reads the complete daily archives in S3 and the Redis stream for the days not archived
-yet; ``audit archive`` materializes one ``export_audit_archive`` partition (recorded in the Dagster instance of
-``DAGSTER_HOME``, as the UI's "Materialize" would be); ``audit verify`` checks every archived day and exits 1
-naming the first day that was modified, deleted or reordered.
+yet; ``audit archive`` materializes one ``export_audit_archive`` partition through the running Dagster
+webserver over GraphQL, as the UI's "Materialize" does (no Dagster import here); ``audit verify`` checks every
+archived day and exits 1 naming the first day that was modified, deleted or reordered.
 """
 
 import json
@@ -17,6 +17,7 @@ import click
 from eclipse_exports.cli import common
 
 VERIFY_FAILED_EXIT = 1
+FIRST_AUDIT_DAY = date(2025, 1, 1)  # the first day of export_audit_archive's partitions (partitions.py)
 _RELATIVE = re.compile(r"^(\d+)\s*(m|h|d)$")
 
 
@@ -170,13 +171,19 @@ def verify_cmd(workspace: str, since_day: str | None, public_key_file: str | Non
 @audit.command("archive")
 @click.option("--workspace", required=True, help="Workspace id, e.g. ws_acme.")
 @click.option("--day", required=True, help="The day (UTC), YYYY-MM-DD; today gives a partial archive.")
-def archive_cmd(workspace: str, day: str) -> None:
-    """Materialize one day's export_audit_archive partition now, as the UI's "Materialize" would.
+@click.option("--dagster-url", envvar="ECLIPSE_DAGSTER_URL", default="http://127.0.0.1:3000", show_default=True,
+              help="The running Dagster webserver (default: ECLIPSE_DAGSTER_URL from the env file `dev` writes).")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait for the run.")
+def archive_cmd(workspace: str, day: str, dagster_url: str, timeout: float) -> None:
+    """Materialize one day's export_audit_archive partition through the running webserver, as the UI's
+    "Materialize" does; wait for it and print the archive written.
 
     \b
     Example:
       eclipse-exports audit archive --workspace ws_acme --day 2026-11-23
     """
+    from eclipse_exports.cli.reports import ADD_PARTITION, DAGSTER_LOCATION, LAUNCH_BACKFILL, _graphql
+
     workspace_id = _workspace(workspace)
     try:
         wanted = date.fromisoformat(day)
@@ -185,36 +192,51 @@ def archive_cmd(workspace: str, day: str) -> None:
     today = datetime.now(UTC).date()
     if wanted > today:
         common.fail(f"{wanted} has not begun yet (today is {today} UTC); nothing to archive")
-    from dagster import DagsterInstance, MultiPartitionKey, materialize
-
-    from eclipse_exports.assets import export_audit_archive
-    from eclipse_exports.partitions import FIRST_AUDIT_DAY
-
-    if wanted < date.fromisoformat(FIRST_AUDIT_DAY):
+    if wanted < FIRST_AUDIT_DAY:
         common.fail(f"{wanted} is before the first audit day, {FIRST_AUDIT_DAY}")
-    from eclipse_exports.resources import default_resources
+    added = _graphql(dagster_url, ADD_PARTITION, {"r": DAGSTER_LOCATION, "d": "workspaces", "k": workspace_id})
+    if added["addDynamicPartition"]["__typename"] not in ("AddDynamicPartitionSuccess",
+                                                          "DuplicateDynamicPartitionError"):
+        common.fail(f"could not add workspace partition {workspace_id}: {added['addDynamicPartition'].get('message')}")
+    launched = _graphql(dagster_url, LAUNCH_BACKFILL, {"p": {
+        "partitionNames": [f"{wanted.isoformat()}|{workspace_id}"],
+        "assetSelection": [{"path": ["export_audit_archive"]}],
+        "title": f"export_audit_archive: {workspace_id} {wanted}"}})["launchPartitionBackfill"]
+    if launched["__typename"] != "LaunchBackfillSuccess":
+        common.fail(f"Dagster did not launch the archive run: {launched.get('message', launched['__typename'])}")
+    backfill = launched["backfillId"]
+    click.echo(f"backfill {backfill}: {dagster_url.rstrip('/')}/runs/b/{backfill}", err=True)
+    _wait(dagster_url, backfill, timeout)
+    from eclipse_exports.audit.archive import read_header
 
     settings = common.settings()
     with common.service_errors(settings):
-        instance = DagsterInstance.get() if _dagster_home() else DagsterInstance.ephemeral()
-        if not instance.has_dynamic_partition("workspaces", workspace_id):
-            instance.add_dynamic_partitions("workspaces", [workspace_id])
-        result = materialize([export_audit_archive], instance=instance, resources=default_resources(),
-                             partition_key=MultiPartitionKey({"day": day, "workspace": workspace_id}),
-                             raise_on_error=False, tags={"eclipse/triggered_by": "cli"})
-    if not result.success:
-        failure = next((e for e in result.all_events if e.is_failure), None)
-        message = failure.event_specific_data.error.message.strip() if failure and failure.event_specific_data \
-            and getattr(failure.event_specific_data, "error", None) else "see the run in the Dagster UI"
-        common.fail(f"archiving {day} of {workspace_id} failed: {message.splitlines()[0]}")
-    metadata = result.asset_materializations_for_node("export_audit_archive")[0].metadata
-    state = "unchanged (complete already)" if metadata["unchanged"].value else \
-        ("partial" if metadata["partial"].value else "complete")
-    click.echo(f"{metadata['s3_key'].value}: {metadata['entries'].value} entries, {state}; days written: "
-               f"{metadata['days_written'].value}; run {result.run_id}")
+        storage = common.storage(settings)
+        key = storage.audit_key(workspace_id, wanted)
+        header = read_header(storage, key)
+    if header is None:
+        common.fail(f"the run ended but {key} holds no readable archive")
+    click.echo(f"{key}: {'partial' if header.get('partial') else 'complete'}, chained to "
+               f"{header.get('previousDay') or 'none (the first day)'}")
 
 
-def _dagster_home() -> bool:
-    import os
+def _wait(dagster_url: str, backfill_id: str, timeout: float, every: float = 1.0) -> None:
+    """Wait for the one-partition backfill to end; fail naming how it ended unless it materialized."""
+    import time
 
-    return bool(os.environ.get("DAGSTER_HOME"))
+    from eclipse_exports.cli.reports import BACKFILL_DONE, BACKFILL_STATUS, _graphql, backfill_progress
+
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = _graphql(dagster_url, BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if answer["__typename"] != "PartitionBackfill":
+            common.fail(f"cannot follow backfill {backfill_id}: {answer.get('message', answer['__typename'])}")
+        _targeted, done, failed, _running = backfill_progress(answer)
+        if answer["status"] in BACKFILL_DONE or done or failed:
+            if failed or not done:
+                common.fail(f"the archive run failed (backfill {backfill_id}, {answer['status']}): see its run in "
+                            f"{dagster_url.rstrip('/')}/runs/b/{backfill_id}")
+            return
+        if time.monotonic() > deadline:
+            common.fail(f"backfill {backfill_id} still running after {timeout:.0f} s")
+        time.sleep(every)

@@ -1,13 +1,17 @@
-"""``eclipse-exports audit`` against real Redis and S3 (moto): read, archive (a Dagster materialization), verify,
-public key; a hand-changed archive makes `audit verify` exit 1 naming its day."""
+"""``eclipse-exports audit`` against real Redis and S3 (moto): read, verify, public key; a hand-changed archive
+makes `audit verify` exit 1 naming its day. The days are archived by the archiver the asset runs (``audit
+archive`` itself, through a live webserver, is in ``tests/e2e/test_audit_archive.py``)."""
 
 import gzip
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from eclipse_exports.audit.trail import millis
+from eclipse_exports.audit.archive import AuditArchiver
+from eclipse_exports.audit.signing import load_private_key
+from eclipse_exports.audit.trail import AuditTrail, millis
 from eclipse_exports.models import ExportRequest
 from eclipse_exports.queue.keys import audit_stream_key
 from eclipse_exports.queue.status import JobStatusStore
@@ -34,7 +38,7 @@ def trail(redis_client):
     store.running(request, "run-1", datetime.now(UTC))
 
 
-def test_read_archive_verify_and_a_changed_day_named(env, trail, storage):
+def test_read_archive_verify_and_a_changed_day_named(env, trail, storage, redis_client):
     shown = cli(env, "audit", "--workspace", "ws_acme", "--json")
     assert shown.exit_code == 0, shown.output
     entries = [json.loads(line) for line in shown.stdout.splitlines()]
@@ -44,11 +48,10 @@ def test_read_archive_verify_and_a_changed_day_named(env, trail, storage):
     assert one_job.exit_code == 0 and [line.split()[3] for line in one_job.stdout.splitlines()] == [
         "requested", "run_started"]
 
-    archived = cli(env, "audit", "archive", "--workspace", "ws_acme", "--day", DAYS[-1].isoformat())
-    assert archived.exit_code == 0, archived.output
-    assert "2 entries, complete" in archived.stdout and f"{DAYS[0]} (complete)" in archived.stdout
-    partial = cli(env, "audit", "archive", "--workspace", "ws_acme", "--day", TODAY.isoformat())
-    assert partial.exit_code == 0 and "2 entries, partial" in partial.stdout
+    archiver = AuditArchiver(storage, AuditTrail(redis_client), load_private_key(None, Path(env["ECLIPSE_DATA_DIR"])))
+    archived = archiver.archive("ws_acme", DAYS[-1])
+    assert archived.entries == 2 and list(archived.written) == DAYS
+    assert archiver.archive("ws_acme", TODAY).partial
     again = cli(env, "audit", "--workspace", "ws_acme", "--json")  # archives + stream: the same eight entries
     assert [json.loads(line)["eventId"] for line in again.stdout.splitlines()] == [e["eventId"] for e in entries]
 
@@ -77,3 +80,6 @@ def test_bad_arguments_get_one_line(env):
         assert result.exit_code == 2 and message in result.output, (args, result.output)
     future = cli(env, "audit", "archive", "--workspace", "ws_acme", "--day", (TODAY + timedelta(days=2)).isoformat())
     assert future.exit_code == 2 and "has not begun yet" in future.stderr
+    nowhere = cli(env, "audit", "archive", "--workspace", "ws_acme", "--day", TODAY.isoformat(), "--dagster-url",
+                  "http://127.0.0.1:9")
+    assert nowhere.exit_code == 2 and "cannot reach the Dagster webserver at http://127.0.0.1:9" in nowhere.stderr
