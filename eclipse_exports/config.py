@@ -48,6 +48,13 @@ class Settings(BaseModel):
                                                                 "check (a warning; an error past twice it).")
     queue_failure_alert_percent: float = Field(10.0, gt=0, le=100, description="Share of the last hour's "
                                                "finished jobs that may fail before the failure check warns.")
+    s3_sse: str = Field("AES256", pattern=r"^(AES256|aws:kms|none)$",
+                        description="Server-side encryption of every object written: AES256, aws:kms or none.")
+    s3_sse_kms_key_id: str | None = Field(None, description="KMS key (id, ARN or alias) with s3_sse=aws:kms.")
+    allow_plain_http: bool = Field(False, description="Accept an http:// S3 endpoint outside 127.0.0.1.")
+    audit_signing_key: str | None = Field(None, repr=False, description="Ed25519 private key (PEM) that signs "
+                                          "the audit archives; unset: a generated key in the data folder.")
+    audit_retention_days: int = Field(400, gt=0, description="How long a day's audit archive lives.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -76,6 +83,11 @@ class Settings(BaseModel):
             reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
             queue_lag_alert_seconds=env.get("ECLIPSE_QUEUE_LAG_ALERT_SECONDS") or 300,
             queue_failure_alert_percent=env.get("ECLIPSE_QUEUE_FAILURE_ALERT_PERCENT") or 10.0,
+            s3_sse=env.get("ECLIPSE_S3_SSE") or "AES256",
+            s3_sse_kms_key_id=env.get("ECLIPSE_S3_SSE_KMS_KEY_ID") or None,
+            allow_plain_http=(env.get("ECLIPSE_ALLOW_PLAIN_HTTP") or "").strip().lower() in ("1", "true", "yes"),
+            audit_signing_key=env.get("ECLIPSE_AUDIT_SIGNING_KEY") or None,
+            audit_retention_days=env.get("ECLIPSE_AUDIT_RETENTION_DAYS") or 400,
         )
 
 
@@ -125,7 +137,7 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
-SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ECLIPSE_AUDIT_SIGNING_KEY")
 URL_VARIABLES = ("ECLIPSE_DATABASE_URL", "ECLIPSE_REDIS_URL", "ECLIPSE_SMTP_URL")
 
 

@@ -29,7 +29,7 @@ from eclipse_exports.resources import ExportLimitsResource, ExportStorageResourc
 from eclipse_exports.retention.cleanup import run_cleanup
 from eclipse_exports.retention.summary import CleanupSummary
 
-EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS, ResourceType.REPORT)
+EXPORT_RESOURCES = tuple(ResourceType)
 MAX_TABLE_ROWS = 500
 # Dagster's run-retry strategy tag (dagster._core.storage.tags.RETRY_STRATEGY_TAG). An export run is one step;
 # the default FROM_FAILURE finds nothing to re-run when a worker died after its step succeeded (file stored,
@@ -53,6 +53,13 @@ EXPORT_JOBS = {
     )
     for resource in EXPORT_RESOURCES
 }
+
+export_audit_archive_job = define_asset_job(
+    name="export_audit_archive_job",
+    selection=AssetSelection.assets("export_audit_archive"),
+    executor_def=in_process_executor,
+    description="Archives one workspace's export audit trail of one day (export_audit_archive).",
+)
 
 executive_report_job = define_asset_job(
     name="executive_report_job",

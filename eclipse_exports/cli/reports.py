@@ -94,7 +94,9 @@ def report_url(workspace_id: str, week: str) -> None:
             common.fail(f"no executive report of '{workspace_id}' for the week of {monday.isoformat()} (looked for "
                         f"{key}); `eclipse-exports report-backfill --workspace {workspace_id} --week "
                         f"{monday.isoformat()}` makes it")
-        click.echo(storage.presign(key, settings.download_url_ttl_seconds))
+        url = storage.presign(key, settings.download_url_ttl_seconds, workspace_id=workspace_id)
+        common.audit_link(settings, workspace_id, None, "report-url", key)
+    click.echo(url)
 
 
 @click.command("report-backfill")

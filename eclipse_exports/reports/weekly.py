@@ -189,7 +189,8 @@ def deliver_weekly_report(engine: Engine, storage: ExportStorage, report: Writte
     else:
         lifetime = mail.link_lifetime()
         method, attachment = "link", None
-        link, expires_at = storage.presign(report.key, int(lifetime.total_seconds())), now + lifetime
+        link, expires_at = storage.presign(report.key, int(lifetime.total_seconds()),
+                                           workspace_id=data.workspace_id), now + lifetime
     text = summary_text(report, link, expires_at)
     subject = f"Eclipse weekly report: {data.workspace_name}, week of {data.period_start:%-d %b %Y}"
     sent, errors = 0, []

@@ -129,7 +129,8 @@ def test_url_gives_a_working_link_and_names_an_expired_file(env, redis_client, s
 
 
 def test_unreachable_or_unauthenticated_services_are_named(env, redis_client, tmp_path):
-    job(redis_client, "done", "completed", filePath="tenant-files/x.csv", expiresAt="2099-01-01T00:00:00Z")
+    job(redis_client, "done", "completed", expiresAt="2099-01-01T00:00:00Z",
+        filePath="tenant-files/workspaces/ws_a/exports/20260101T000000Z-alerts-done.csv")
     down = cli({**env, "ECLIPSE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "jobs", "--workspace", "ws_a")
     assert down.exit_code == 2 and "cannot reach Redis at redis://127.0.0.1:" in down.stderr
     assert "(from ECLIPSE_REDIS_URL)" in down.stderr

@@ -131,6 +131,23 @@ def assert_exactly_once(deployment, instances, job_ids, final) -> dict:
             "failed runs": sum(1 for r in every if r.status.value == "FAILURE"), "objects": len(objects)}
 
 
+def assert_audit_trail_complete(client, job_ids) -> None:
+    """Issue 19: every job's audit trail holds exactly one ``requested`` and one ``completed`` or ``failed`` entry
+    (duplicates removed by event id), whatever was killed on the way."""
+    from eclipse_exports.audit.trail import AuditTrail
+    from eclipse_exports.queue.keys import AUDIT_STREAM_PREFIX
+
+    seen, counts = set(), Counter()
+    for key in client.scan_iter(match=f"{AUDIT_STREAM_PREFIX}*"):
+        for entry in AuditTrail(client).entries(key.decode().removeprefix(AUDIT_STREAM_PREFIX)):
+            if entry.event_id not in seen and entry.job_id in job_ids:
+                seen.add(entry.event_id)
+                counts[(entry.job_id, "finished" if entry.event in ("completed", "failed") else entry.event)] += 1
+    wrong = {j: (counts[(j, "requested")], counts[(j, "finished")]) for j in job_ids
+             if (counts[(j, "requested")], counts[(j, "finished")]) != (1, 1)}
+    assert not wrong, f"jobs without one requested and one completed/failed audit entry: {list(wrong.items())[:5]}"
+
+
 def daemon_of(dev: DagsterDev):
     """The deployment's live daemon process, or ``None`` (a killed one may linger as a zombie)."""
     for proc in dev.group():
@@ -172,6 +189,7 @@ def test_a_burst_survives_the_whole_deployment_being_killed_again_and_again(depl
     final = wait_for_terminal(client, requests, timeout=1500)
     drained = time.monotonic() - started
     figures = assert_exactly_once(deployment, [dev.instance()], requests, final)
+    assert_audit_trail_complete(client, requests)
     print(f"\ncrash test: {count} requests, kills: {', '.join(kills)}; {figures}; duplicates 0, losses 0; "
           f"drained in {drained:.0f} s")
 

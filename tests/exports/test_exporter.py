@@ -5,6 +5,7 @@ import urllib.request
 
 import pytest
 
+from eclipse_exports.audit.trail import AuditTrail
 from eclipse_exports.exports.run import ExportFailed, ExportLimits, run_export
 from eclipse_exports.models import ErrorCode, ExportRequest
 from eclipse_exports.queue.status import JobStatusStore
@@ -126,6 +127,8 @@ def test_email_delivery_goes_to_the_users_own_address(source, storage, redis_cli
     body = inbox[0].content.decode()
     assert "150" in body and result.key.rsplit("/", 1)[-1] in body
     assert JobStatusStore(redis_client).get("job-1")["status"] == "completed"
+    trail = [(e.event, e.details.get("to")) for e in AuditTrail(redis_client).entries(result.request.workspace_id)]
+    assert trail[-3:] == [("completed", None), ("link_issued", None), ("emailed", "u_analyst")]
 
 
 def test_email_delivery_without_smtp_fails_before_exporting(source, storage, redis_client):
