@@ -127,3 +127,79 @@ def horizontal_bars(items: list[tuple[object, int]], width: int = 720, row_heigh
             for i, (key, n) in enumerate(items)]
     return BarChart(width, int(plot_bottom + PLOT_BOTTOM_PAD), label_width, plot_right, plot_top, plot_bottom,
                     [Tick(t, label_width + t * scale, f"{t:,}") for t in ticks], bars)
+
+
+@dataclass(frozen=True)
+class TrendMark:
+    """One week of a small multiple: ``week`` its ISO start date, ``value`` ``None`` for no data (no mark drawn).
+
+    A column chart's marks carry ``segments`` (stacked from the bottom); a line's are points at ``(x, y)``.
+    """
+
+    week: str
+    value: float | None
+    x: float
+    y: float
+    current: bool
+    segments: tuple[Segment, ...] = ()
+
+
+@dataclass
+class SmallMultiple:
+    """A small chart of 12 weeks: a polyline (``path``, empty for columns) or stacked columns, ``top`` the value
+    of the plot's top edge, ``column_width`` the width of a column."""
+
+    width: int
+    height: int
+    plot_top: float
+    baseline: float
+    top: float
+    marks: list[TrendMark]
+    path: str = ""
+    column_width: float = 0.0
+
+
+SMALL_WIDTH, SMALL_HEIGHT, SMALL_PAD = 300, 84, 6
+
+
+def _small_scale(values: list[float | None], ceiling: float | None) -> tuple[float, float, float]:
+    top = ceiling if ceiling is not None else max((v for v in values if v is not None), default=0) or 1
+    baseline = SMALL_HEIGHT - SMALL_PAD
+    return top, baseline, (baseline - SMALL_PAD) / top
+
+
+def trend_line(weeks: list[str], values: list[float | None], current: int, ceiling: float | None = None) -> \
+        SmallMultiple:
+    """A line over ``values`` (one per week, oldest first; ``None`` breaks the line); ``current`` is the marked index.
+
+    The y axis starts at 0 and ends at ``ceiling`` (a rate: 1) or the largest value.
+    """
+    top, baseline, scale = _small_scale(values, ceiling)
+    slot = (SMALL_WIDTH - 2 * SMALL_PAD) / max(1, len(weeks) - 1)
+    marks = [TrendMark(week, value, SMALL_PAD + i * slot, baseline - (value or 0) * scale, i == current)
+             for i, (week, value) in enumerate(zip(weeks, values, strict=True))]
+    path, pen_down = [], False
+    for mark in marks:
+        if mark.value is None:
+            pen_down = False
+            continue
+        path.append(f"{'L' if pen_down else 'M'}{mark.x:.1f} {mark.y:.1f}")
+        pen_down = True
+    return SmallMultiple(SMALL_WIDTH, SMALL_HEIGHT, SMALL_PAD, baseline, top, marks, path=" ".join(path))
+
+
+def trend_columns(weeks: list[str], counts: list[dict], order: list, current: int) -> SmallMultiple:
+    """Stacked columns of ``counts`` (``{key: n}`` per week, keys bottom-up in ``order``, others last)."""
+    totals = [sum(c.values()) for c in counts]
+    top, baseline, scale = _small_scale(totals, None)
+    slot = (SMALL_WIDTH - 2 * SMALL_PAD) / max(1, len(weeks))
+    width = slot * 0.7
+    marks = []
+    for i, (week, by_key, total) in enumerate(zip(weeks, counts, totals, strict=True)):
+        x, y, segments = SMALL_PAD + i * slot + slot * 0.15, baseline, []
+        for key in [k for k in order if k in by_key] + [k for k in by_key if k not in order]:
+            h = by_key[key] * scale
+            y -= h
+            segments.append(Segment(key, by_key[key], x, y, width, h))
+        marks.append(TrendMark(week, total, x, y, i == current, tuple(segments)))
+    return SmallMultiple(SMALL_WIDTH, SMALL_HEIGHT, SMALL_PAD, baseline, top, marks, column_width=width)
