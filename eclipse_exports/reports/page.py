@@ -35,6 +35,9 @@ from eclipse_exports.reports.wording import (
 )
 
 TEMPLATE = "executive_report.html"
+# SVG colours as attributes: WeasyPrint (the PDF) does not style inline SVG from the page's stylesheet.
+SEVERITY_FILLS = {"critical": "#8e1519", "high": "#d4380d", "medium": "#e3a008", "low": "#4a6fd1",
+                  "not_set": "#a0a7b0", "other": "#6e7781"}
 TITLE_CHARS = 160
 
 @dataclass(frozen=True)
@@ -237,6 +240,7 @@ def _context(data: ReportData, thresholds: BriefThresholds) -> dict:
         "age_buckets": [(name, label, data.ageing.buckets.get(name, 0)) for name, label, _ in AGE_BUCKETS],
         "takedown_rows": _takedown_rows(data),
         "age": _age,
+        "fills": SEVERITY_FILLS,
         "severity_order": SEVERITY_ORDER,
         "list_limit": LIST_LIMIT,
         "title_chars": TITLE_CHARS,
