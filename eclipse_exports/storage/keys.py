@@ -2,7 +2,7 @@
 
 Keys follow the interface (docs/interface.md) under the configured prefix:
 ``{prefix}/workspaces/{workspaceId}/exports/{YYYYMMDDTHHMMSSZ}-{resourceType}-{id}.{ext}`` and
-``{prefix}/workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html``.
+``{prefix}/workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html`` (and ``.pdf`` beside it).
 Ids are checked against the id pattern before they reach a key, so
 no request value can climb out of its workspace's prefix; :meth:`ObjectKeys.parse_key`
 is the inverse, used by retention to find a file's workspace and job.
@@ -21,7 +21,8 @@ _EXPORT_NAME = re.compile(
     r"(?P<stamp>\d{8}T\d{6}Z)-(?P<resource>alerts|infringements|actions|report)-(?P<job>[A-Za-z0-9_-]{1,64})"
     r"\.(?P<ext>" + "|".join(re.escape(e) for e in EXPORT_EXTENSIONS) + ")"
 )
-_REPORT_NAME = re.compile(r"(?P<week>\d{4}-\d{2}-\d{2})-executive-report\.html")
+REPORT_EXTENSIONS = ("html", "pdf")
+_REPORT_NAME = re.compile(r"(?P<week>\d{4}-\d{2}-\d{2})-executive-report\.(?:html|pdf)")
 # User metadata written with every export file, so its job is known without parsing the key.
 METADATA_JOB_ID, METADATA_WORKSPACE_ID, METADATA_RESOURCE_TYPE = "eclipse-job-id", "eclipse-workspace-id", \
     "eclipse-resource-type"
@@ -90,9 +91,11 @@ class ObjectKeys:
         name = f"{stamp}-{ResourceType(resource).value}-{_checked_id('job id', job_id)}.{extension}"
         return self.workspace_prefix(workspace_id) + "exports/" + name
 
-    def report_key(self, workspace_id: str, week_start: date) -> str:
-        """Object key of a scheduled weekly executive report."""
-        return self.workspace_prefix(workspace_id) + f"reports/{week_start.isoformat()}-executive-report.html"
+    def report_key(self, workspace_id: str, week_start: date, extension: str = "html") -> str:
+        """Object key of a scheduled weekly executive report: its page (``html``) or its PDF (``pdf``)."""
+        if extension not in REPORT_EXTENSIONS:
+            raise ValueError(f"unknown report file extension {extension!r}")
+        return self.workspace_prefix(workspace_id) + f"reports/{week_start.isoformat()}-executive-report.{extension}"
 
     def parse_key(self, key: str) -> ParsedKey | None:
         """The workspace, kind and job of a key written by :meth:`export_key` or :meth:`report_key`.
