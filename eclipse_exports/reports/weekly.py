@@ -102,6 +102,8 @@ class DeliveryStatus(StrEnum):
     NOT_CONFIGURED = "not_configured"
     NO_RECIPIENTS = "no_recipients"
     WORKSPACE_INACTIVE = "workspace_inactive"
+    ALREADY_DELIVERED = "already_delivered"
+    NOT_ASKED = "not_asked"
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,10 @@ class DeliveryOutcome:
 
     @property
     def ok(self) -> bool:
-        """Every owner and admin got the report, or there was nobody to send it to by design (no SMTP, inactive)."""
-        return self.status in (DeliveryStatus.SENT, DeliveryStatus.NOT_CONFIGURED, DeliveryStatus.WORKSPACE_INACTIVE)
+        """Every owner and admin got the report, or nobody was to get it by design (no SMTP, inactive, already
+        mailed, not asked)."""
+        return self.status in (DeliveryStatus.SENT, DeliveryStatus.NOT_CONFIGURED, DeliveryStatus.WORKSPACE_INACTIVE,
+                               DeliveryStatus.ALREADY_DELIVERED, DeliveryStatus.NOT_ASKED)
 
     @property
     def description(self) -> str:
@@ -135,6 +139,9 @@ class DeliveryOutcome:
             DeliveryStatus.NOT_CONFIGURED: "not mailed: ECLIPSE_SMTP_URL is unset (the report is stored)",
             DeliveryStatus.NO_RECIPIENTS: "not mailed: the workspace has no owner or admin with an email address",
             DeliveryStatus.WORKSPACE_INACTIVE: "not mailed: the workspace is not active (the report is stored)",
+            DeliveryStatus.ALREADY_DELIVERED: "not mailed again: this week's report was already mailed",
+            DeliveryStatus.NOT_ASKED: "not mailed: a backfill or re-execution mails only when asked "
+                                      "(run tag eclipse/email=true, or report-backfill --email)",
         }[self.status]
 
 
