@@ -47,7 +47,7 @@ def collect_takedowns(conn: Connection, workspace_id: str, start: datetime, end:
         result.by_type[action_type] = (completed + n, failed) if status == "completed" else (completed, failed + n)
     n = func.count().label("n")
     failures = conn.execute(select(actions.c.result, n).where(*finished, actions.c.status == "failed")
-                            .group_by(actions.c.result).order_by(n.desc(), actions.c.result)).all()
+                            .group_by(actions.c.result).order_by(n.desc(), actions.c.result.asc().nulls_last())).all()
     result.failure_result_kinds = len(failures)
     result.failure_results = [(r, count) for r, count in failures[:shown]]
 
