@@ -28,23 +28,28 @@ def test_figures_match_the_source_rows(source):
     assert data.alerts_by_severity == dict(Counter(r["severity"] for r in alerts))
     assert data.infringements_by_type == dict(Counter(r["type"] for r in infringements))
     assert data.actions_by_status == dict(Counter(r["status"] for r in actions))
-    critical = [r for r in alerts if r["severity"] == "critical"]
-    assert data.critical_alert_count == len(critical)
-    assert len(data.critical_alerts) == min(LIST_LIMIT, len(critical))
+    critical = [r for r in DATASET["alerts"] if r["workspace_id"] == "ws_a" and r["severity"] == "critical"
+                and r["status"] in ("new", "acknowledged") and r["detected_at"] is not None and r["detected_at"] < END]
+    assert data.ageing.critical_open_count == len(critical)
+    assert len(data.ageing.critical_open) == min(LIST_LIMIT, len(critical))
     assert (data.alert_count, data.infringement_count, data.action_count) == (
         len(alerts), len(infringements), len(actions))
     # rowCount counts the rows the page lists, never a sum of different kinds of records.
-    assert data.row_count == len(data.critical_alerts) + len(data.open_infringements)
-    assert render_report(data).count("<tr data-row>") == data.row_count
+    assert data.row_count == len(data.ageing.critical_open) + len(data.ageing.oldest)
+    assert render_report(data).count("<tr data-row ") == data.row_count
 
 
 def test_html_escapes_hostile_text():
     from eclipse_exports.reports import ReportData
+    from eclipse_exports.reports.ageing import Ageing
+    from eclipse_exports.reports.brands import BrandRisk
 
     hostile = '<script>alert(1)</script><img src=x onerror="alert(2)">'
     data = ReportData("ws_a", hostile, START, END, END, alerts_by_severity={hostile: 1},
-                      critical_alerts=[{"id": "a1", "title": hostile, "url": "javascript:alert(3)", "brand": hostile,
-                                        "status": "new", "detected_at": None}], critical_alert_count=1)
+                      brands=[BrandRisk("b1", hostile, 3, 1, 2, 1)],
+                      ageing=Ageing(critical_open=[{"id": "a1", "title": hostile, "url": "javascript:alert(3)",
+                                                    "brand": hostile, "status": "new", "detected_at": START,
+                                                    "age_seconds": 86_400.0}], critical_open_count=1))
     html = render_report(data)
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "onerror=&#34;alert(2)&#34;" in html
