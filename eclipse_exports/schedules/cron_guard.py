@@ -23,7 +23,7 @@ from dagster import DagsterInstance, RunsFilter, SkipReason
 from dagster._time import get_current_datetime
 from dagster._utils.schedules import get_next_cron_tick
 
-CATCH_UP_TOLERANCE = timedelta(seconds=90)
+CATCH_UP_TOLERANCE = timedelta(seconds=60)
 SCHEDULE_NAME_TAG, SCHEDULED_TIME_TAG = "dagster/schedule_name", ".dagster/scheduled_execution_time"
 
 
