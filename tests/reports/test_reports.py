@@ -70,6 +70,28 @@ def test_report_request_lands_as_html_in_s3(source, storage, redis_client):
     assert status["status"] == "completed" and int(status["rowCount"]) == result.row_count > 0
 
 
+def _period_of(storage, key: str) -> str:
+    body = storage.client.get_object(Bucket=storage.bucket, Key=key)["Body"].read().decode()
+    return body.split("<title>", 1)[1].split("</title>", 1)[0].split(" · ", 1)[1]
+
+
+@pytest.mark.parametrize("created", [True, False], ids=["createdAt", "pick-up time"])
+def test_a_re_executed_report_renders_the_same_period(source, storage, redis_client, created):
+    """Without from/to the period counts back 7 days from the request's createdAt (else its pick-up time), not
+    from the run's start, so a retry or re-execution ten minutes later renders the same file."""
+    moment = datetime(2026, 11, 29, 12, 1, tzinfo=UTC)
+    payload = {"id": f"rep-again-{created}", "workspaceId": "ws_a", "userId": "u_viewer", "resourceType": "report",
+               "format": "html", **({"createdAt": moment.isoformat()} if created else {})}
+    request = ExportRequest.from_payload(json.dumps(payload))
+    periods = []
+    for attempt in range(2):  # the run, then its re-execution
+        result = run_export(request, engine=source, storage=storage, status=JobStatusStore(redis_client),
+                            limits=ExportLimits(), run_id=f"run-again-{attempt}",
+                            key_time=None if created else moment)
+        periods.append(_period_of(storage, result.key))
+    assert periods == ["22 Nov 2026, 12:01 UTC – 29 Nov 2026, 12:01 UTC"] * 2
+
+
 @pytest.mark.parametrize("user", ["u_viewer", "u_analyst"])
 def test_report_requests_become_runs(user, redis_client, redis_url, sqlite_engine):
     from dagster import DagsterInstance, build_sensor_context
