@@ -155,7 +155,9 @@ def _oldest(data: ReportData, limits: BriefThresholds) -> Sentence | None:
         return None
     days, oldest = _days(age), data.ageing.oldest[0]
     over = data.ageing.buckets.get("over_90", 0)
-    return Sentence("oldest", days / limits.oldest_open_days, (
+    # Past its threshold the age is an alarm, but one that grows slowly: a week's movement ranks first.
+    urgency = 1 + 0.25 * (days / limits.oldest_open_days - 1) if days >= limits.oldest_open_days else 0.1
+    return Sentence("oldest", urgency, (
         f"The oldest open infringement, “{_short(oldest['title'])}”, has been open ",
         Number("brief.oldest_open_days", days, f"{days:,} days"), f" (detected {oldest['detected_at']:%-d %b %Y})",
         *((", and ", Number("brief.open_over_90_days", over, number(over)), " have been open 90 days or more")
@@ -207,7 +209,7 @@ def build_brief(data: ReportData, limits: BriefThresholds, noun: str, previous: 
 
     ``noun`` reads ``this week`` or ``in this period``; ``previous`` ``the previous week`` (or days).
     """
-    previous_end = previous.removeprefix("the ")
+    previous_end = previous
     alarms = [s for s in (_backlog(data, limits, previous_end), _takedowns(data, limits, noun, previous),
                           _critical(data, limits, noun, previous), _oldest(data, limits))
               if s is not None and s.urgency >= 1]
