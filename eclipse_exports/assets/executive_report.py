@@ -30,7 +30,7 @@ Each stored report is read back and verified (``checks/file_checks.py``:
 that fails is recorded with its failed checks, not mailed, and fails the step.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dagster import (
     AssetCheckEvaluation,
@@ -90,6 +90,16 @@ def mail_policy(tags: dict[str, str]) -> str:
             "dagster/retry_number") or any(tags.get(tag) == "true" for tag in RESUME_TAGS)):
         return "once"
     return "never"
+
+
+def _mail(context: AssetExecutionContext, policy: str, key: str,
+          deliver: Callable[[], DeliveryOutcome]) -> DeliveryOutcome:
+    """Mail partition ``key``'s report by ``deliver`` when ``policy`` says so; else the outcome saying why not."""
+    if policy == "never":
+        return DeliveryOutcome(DeliveryStatus.NOT_ASKED)
+    if policy == "once" and _mailed_before(context, key):
+        return DeliveryOutcome(DeliveryStatus.ALREADY_DELIVERED)
+    return deliver()
 
 
 def _mailed_before(context: AssetExecutionContext, key: str) -> bool:
@@ -231,12 +241,8 @@ def executive_report(
                                        metadata={**metadata, "delivery": f"not mailed: {cause}"})
             yield from file_check_evaluations(context.asset_key, verification, key, _target(context, key))
             continue
-        if policy == "never":
-            outcome = DeliveryOutcome(DeliveryStatus.NOT_ASKED)
-        elif policy == "once" and _mailed_before(context, key):
-            outcome = DeliveryOutcome(DeliveryStatus.ALREADY_DELIVERED)
-        else:
-            outcome = deliver_weekly_report(engine, store, report, mail, utc_now())
+        outcome = _mail(context, policy, key, lambda r=report: deliver_weekly_report(engine, store, r, mail,
+                                                                                     utc_now()))
         log = context.log.info if outcome.ok else context.log.warning
         log(f"report {key}: {report.byte_size:,} bytes at {report.key}; {outcome.description}")
         yield AssetMaterialization(
