@@ -19,7 +19,7 @@ from dagster import (
 )
 
 from eclipse_exports.jobs import export_cleanup_job
-from eclipse_exports.schedules.cron_guard import catch_up_skip
+from eclipse_exports.schedules.cron_guard import catch_up_skip, checked_cron
 
 DEFAULT_CLEANUP_CRON = "0 * * * *"
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -28,7 +28,7 @@ UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
 
 def cleanup_cron() -> str:
     """The schedule's cron string: ``ECLIPSE_CLEANUP_CRON``, default hourly on the hour."""
-    return os.environ.get("ECLIPSE_CLEANUP_CRON") or DEFAULT_CLEANUP_CRON
+    return checked_cron("ECLIPSE_CLEANUP_CRON", os.environ.get("ECLIPSE_CLEANUP_CRON") or DEFAULT_CLEANUP_CRON)
 
 
 SCHEDULE_NAME = "export_cleanup_schedule"

@@ -21,10 +21,17 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import DagsterInstance, RunsFilter, SkipReason
 from dagster._time import get_current_datetime
-from dagster._utils.schedules import get_next_cron_tick
+from dagster._utils.schedules import get_next_cron_tick, is_valid_cron_string
 
 CATCH_UP_TOLERANCE = timedelta(seconds=60)
 SCHEDULE_NAME_TAG, SCHEDULED_TIME_TAG = "dagster/schedule_name", ".dagster/scheduled_execution_time"
+
+
+def checked_cron(variable: str, cron: str) -> str:
+    """``cron`` when Dagster accepts it; else ``ValueError`` naming the setting (the code location does not load)."""
+    if not is_valid_cron_string(cron):
+        raise ValueError(f"{variable}={cron!r} is not a cron string Dagster accepts (five fields, e.g. '0 6 * * 1')")
+    return cron
 
 
 def last_launched_tick(instance: DagsterInstance, schedule_name: str) -> datetime | None:

@@ -41,7 +41,7 @@ from eclipse_exports.jobs import executive_report_job
 from eclipse_exports.partitions import executive_report_partitions, workspace_partitions
 from eclipse_exports.reports.weekly import FIRST_REPORT_WEEK, ReportWeek
 from eclipse_exports.resources import SourceDatabaseResource
-from eclipse_exports.schedules.cron_guard import SCHEDULE_NAME_TAG, SCHEDULED_TIME_TAG, catch_up_skip
+from eclipse_exports.schedules.cron_guard import SCHEDULE_NAME_TAG, SCHEDULED_TIME_TAG, catch_up_skip, checked_cron
 from eclipse_exports.source.access import active_workspace_ids
 
 # Dagster 1.13's own run tags (dagster._core.storage.tags): a partition range.
@@ -52,7 +52,7 @@ WEEK_TAG = "eclipse/report_week"
 
 def report_cron() -> str:
     """The schedule's cron string (UTC): ``ECLIPSE_REPORT_CRON``, default Mondays 06:00."""
-    return Settings.from_env().report_cron
+    return checked_cron("ECLIPSE_REPORT_CRON", Settings.from_env().report_cron)
 
 
 def report_batches(partition_order: list[str], wanted: Iterable[str], size: int) -> list[list[str]]:

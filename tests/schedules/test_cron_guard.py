@@ -12,12 +12,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance, RunRequest, RunsFilter, SkipReason, build_schedule_context
 from dagster._core.test_utils import create_run_for_test, freeze_time
 
 from eclipse_exports.resources import SourceDatabaseResource
 from eclipse_exports.schedules import executive_report_schedule, export_cleanup_schedule
-from eclipse_exports.schedules.cron_guard import catch_up_skip
+from eclipse_exports.schedules.cron_guard import catch_up_skip, checked_cron
 
 ROOT = Path(__file__).resolve().parents[2]
 NOON = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -110,3 +111,9 @@ def test_dagster_scheduler_restarted_with_a_new_cron_launches_nothing(tmp_path, 
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs(RunsFilter(tags={"dagster/schedule_name": "export_cleanup_schedule"}))
         assert [r.tags[".dagster/scheduled_execution_time"] for r in runs] == [NOON.isoformat()]
+
+
+def test_a_bad_cron_setting_is_a_clear_error():
+    assert checked_cron("ECLIPSE_REPORT_CRON", "0 7 * * 1") == "0 7 * * 1"
+    with pytest.raises(ValueError, match="ECLIPSE_REPORT_CRON='every monday' is not a cron string"):
+        checked_cron("ECLIPSE_REPORT_CRON", "every monday")
