@@ -1,8 +1,9 @@
-"""Geometry of the report's two inline SVG charts; the template draws them from these numbers.
+"""Geometry of the report's inline SVG charts; the template draws them from these numbers.
 
 Pure arithmetic, no markup: :func:`stacked_columns` lays out the alerts per
-day stacked by severity, :func:`horizontal_bars` the infringements by type.
-Coordinates are SVG user units (pixels at 100 %), y growing downwards.
+day stacked by severity; :func:`trend_columns` and :func:`trend_line` the
+small multiples of the 12-week trends. Coordinates are SVG user units
+(pixels at 100 %), y growing downwards.
 """
 
 from dataclasses import dataclass, field
@@ -60,20 +61,6 @@ class ColumnChart:
     columns: list[Column]
 
 
-@dataclass
-class BarChart:
-    """Horizontal bars, one row per category; ticks run along the x axis."""
-
-    width: int
-    height: int
-    label_width: float
-    plot_right: float
-    plot_top: float
-    plot_bottom: float
-    ticks: list[Tick]
-    bars: list[Segment]
-
-
 def nice_ticks(maximum: int, count: int = 4) -> list[int]:
     """Round tick values from 0 covering ``maximum``: steps of 1, 2 or 5 × 10ⁿ, about ``count`` of them."""
     if maximum <= 0:
@@ -113,20 +100,6 @@ def stacked_columns(labels: list[str], days: list[str], counts: list[dict], orde
         columns.append(column)
     return ColumnChart(width, height, PLOT_LEFT, plot_right, PLOT_TOP, baseline,
                        [Tick(t, baseline - t * scale, f"{t:,}") for t in ticks], columns)
-
-
-def horizontal_bars(items: list[tuple[object, int]], width: int = 720, row_height: int = 26,
-                    label_width: int = 170) -> BarChart:
-    """One bar per ``(key, count)`` in the given order; the x axis starts at 0."""
-    plot_top = PLOT_TOP
-    plot_bottom = plot_top + row_height * max(1, len(items))
-    plot_right = width - PLOT_RIGHT_PAD - 40
-    ticks = nice_ticks(max((n for _, n in items), default=0))
-    scale = (plot_right - label_width) / ticks[-1]
-    bars = [Segment(key, n, label_width, plot_top + i * row_height + row_height * 0.2, n * scale, row_height * 0.6)
-            for i, (key, n) in enumerate(items)]
-    return BarChart(width, int(plot_bottom + PLOT_BOTTOM_PAD), label_width, plot_right, plot_top, plot_bottom,
-                    [Tick(t, label_width + t * scale, f"{t:,}") for t in ticks], bars)
 
 
 @dataclass(frozen=True)
