@@ -220,3 +220,16 @@ def test_without_the_pdf_setting_only_the_page_is_stored_and_mailed(report_sqlit
     assert [o["Key"] for o in resources_objects(s3_endpoint, bucket)] == [
         "workspaces/ws_north/reports/2026-10-19-executive-report.html"]
     assert all(len(list(r.message.iter_attachments())) == 1 for r in server.handler.received)
+
+
+def test_who_mails_follows_the_run_tags():
+    from eclipse_exports.assets.executive_report import mail_policy
+
+    schedule = {"dagster/schedule_name": "executive_report_schedule"}
+    assert mail_policy(schedule) == "once"  # the weekly tick
+    assert mail_policy({**schedule, "dagster/parent_run_id": "r1", "dagster/retry_number": "1"}) == "once"
+    assert mail_policy({**schedule, "dagster/parent_run_id": "r1", "dagster/is_resume_retry": "true"}) == "once"
+    assert mail_policy({**schedule, "dagster/parent_run_id": "r1"}) == "never"  # a person re-executed it all
+    assert mail_policy({"dagster/backfill": "b1"}) == "never" and mail_policy({}) == "never"
+    assert mail_policy({"dagster/backfill": "b1", "eclipse/email": "true"}) == "always"
+    assert mail_policy({**schedule, "eclipse/email": "false"}) == "never"
