@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian or Ubuntu machine that has only Python and git:
-# system packages (redis-server; with --with-postgres, for the tests: PostgreSQL, Debian's chromium for
-# the browser tests and a Java runtime for the Nu HTML checker) and the Python
+# system packages (redis-server; with --with-postgres, for the tests: PostgreSQL, Debian's chromium and
+# poppler-utils for the browser tests and a Java runtime for the Nu HTML checker) and the Python
 # virtualenv .venv from the development lock file (requirements-dev.lock: the product's requirements.lock
 # plus the local S3 and the test tools). Safe to run again: it only does what is missing.
 set -euo pipefail
@@ -25,6 +25,8 @@ if [ "${1:-}" = "--with-postgres" ]; then
     need+=(postgresql)
   fi
   command -v chromium >/dev/null || need+=(chromium)
+  # pdftoppm and pdftotext: the browser test reads the report's PDF page by page.
+  command -v pdftoppm >/dev/null || need+=(poppler-utils)
   command -v java >/dev/null || need+=(default-jre-headless)
 fi
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
