@@ -4,8 +4,15 @@
 # the browser tests and a Java runtime for the Nu HTML checker) and the Python
 # virtualenv .venv from the development lock file (requirements-dev.lock: the product's requirements.lock
 # plus the local S3 and the test tools). Safe to run again: it only does what is missing.
+#
+# --production: the production install instead (deploy/install.sh: requirements.lock and the package only,
+# Pango, no redis-server, no test tools); further arguments go to it (--venv DIR, --no-system-packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--production" ]; then
+  shift
+  exec bash deploy/install.sh "$@"
+fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

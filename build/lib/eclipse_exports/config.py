@@ -1,0 +1,147 @@
+"""Runtime settings read from the environment (docs/interface.md section 5).
+
+Every setting has the interface's default, so a bare environment gives a working
+local setup: an SQLite source database in the local data folder, Redis on
+localhost and the ``eclipse-exports`` bucket.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """``ECLIPSE_DATA_DIR``, else ``./.local``, as an absolute path (the local data folder)."""
+    env = os.environ if env is None else env
+    return Path(env.get("ECLIPSE_DATA_DIR") or Path.cwd() / ".local").resolve()
+
+
+class Settings(BaseModel):
+    """Resolved configuration of one deployment.
+
+    Built by :meth:`from_env`; tests build it directly with their throwaway
+    services. Sizes are in bytes, durations in the unit their name says.
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    data_dir: Path = Field(description="Local data folder (SQLite file, service data).")
+    database_url: str = Field(description="SQLAlchemy URL of the Eclipse source database.")
+    redis_url: str = Field(description="Redis holding the request stream and job status hashes.")
+    s3_bucket: str = "eclipse-exports"
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    retention_hours: int = Field(72, gt=0)
+    download_url_ttl_seconds: int = Field(3600, gt=0)
+    max_export_rows: int = Field(10_000_000, gt=0)
+    workspace_quota_bytes: int = Field(5_368_709_120, gt=0)
+    workspace_quota_overrides: dict[str, int] = Field(default_factory=dict,
+                                                      description="workspace id -> quota in bytes")
+    smtp_url: str | None = None
+    report_retention_days: int = Field(90, gt=0)
+    reports_per_run: int = Field(20, gt=0, le=500, description="Executive reports one Dagster run renders.")
+    queue_lag_alert_seconds: int = Field(300, gt=0, description="Oldest unread request age that fails the queue "
+                                                                "check (a warning; an error past twice it).")
+    queue_failure_alert_percent: float = Field(10.0, gt=0, le=100, description="Share of the last hour's "
+                                               "finished jobs that may fail before the failure check warns.")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read the interface's environment variables, applying the interface's defaults.
+
+        ``ECLIPSE_DATA_DIR`` (default ``./.local``) locates the default SQLite
+        file. Raises ``pydantic.ValidationError`` for a non-numeric or
+        non-positive number, ``ValueError`` for a malformed ``ECLIPSE_WORKSPACE_QUOTA_OVERRIDES``.
+        """
+        env = os.environ if env is None else env
+        data_dir = data_dir_from_env(env)
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("ECLIPSE_DATABASE_URL") or f"sqlite:///{data_dir / 'eclipse.db'}",
+            redis_url=env.get("ECLIPSE_REDIS_URL") or "redis://localhost:6379/0",
+            s3_bucket=env.get("ECLIPSE_S3_BUCKET") or "eclipse-exports",
+            s3_prefix=env.get("ECLIPSE_S3_PREFIX") or "",
+            s3_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            retention_hours=env.get("ECLIPSE_RETENTION_HOURS") or 72,
+            download_url_ttl_seconds=env.get("ECLIPSE_DOWNLOAD_URL_TTL_SECONDS") or 3600,
+            max_export_rows=env.get("ECLIPSE_MAX_EXPORT_ROWS") or 10_000_000,
+            workspace_quota_bytes=env.get("ECLIPSE_WORKSPACE_QUOTA_BYTES") or 5_368_709_120,
+            workspace_quota_overrides=parse_quota_overrides(env.get("ECLIPSE_WORKSPACE_QUOTA_OVERRIDES") or ""),
+            smtp_url=env.get("ECLIPSE_SMTP_URL") or None,
+            report_retention_days=env.get("ECLIPSE_REPORT_RETENTION_DAYS") or 90,
+            reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
+            queue_lag_alert_seconds=env.get("ECLIPSE_QUEUE_LAG_ALERT_SECONDS") or 300,
+            queue_failure_alert_percent=env.get("ECLIPSE_QUEUE_FAILURE_ALERT_PERCENT") or 10.0,
+        )
+
+
+def parse_quota_overrides(text: str) -> dict[str, int]:
+    """Parse ``ws_a=10737418240,ws_b=1_073_741_824`` into ``{workspace id: bytes}``.
+
+    Empty text gives ``{}``. Raises ``ValueError`` naming the bad entry for a
+    malformed pair, an id outside the pattern of docs/interface.md or a non-positive size.
+    """
+    from eclipse_exports.models import ID_RE  # the request models cost a CLI command ~0.1 s it may not need
+
+    overrides: dict[str, int] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        workspace_id, sep, size = (p.strip() for p in entry.partition("="))
+        if not sep or not ID_RE.fullmatch(workspace_id):
+            raise ValueError(f"quota override {entry!r} is not 'workspaceId=bytes'")
+        try:
+            quota = int(size)
+        except ValueError:
+            raise ValueError(f"quota override {entry!r}: {size!r} is not a whole number of bytes") from None
+        if quota <= 0:
+            raise ValueError(f"quota override {entry!r}: the quota must be positive")
+        overrides[workspace_id] = quota
+    return overrides
+
+
+# Up to the last '@' of the URL: passwords may hold '/', '@' and most else (drivers split on the last '@').
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>\S+)@")
+_SECRET_PARAMETERS = re.compile(r"(?i)(?P<name>\b(?:password|passwd|pwd|secret|token|api_key|apikey)=)[^&\s]+")
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Return ``text`` with URL credentials and the given secret values masked.
+
+    ``scheme://user:password@host`` becomes ``scheme://***@host`` (everything up
+    to the URL's last ``@``), ``password=…``-style query parameters are masked; every
+    non-empty string in ``secrets`` (for example the S3 secret key) becomes
+    ``***``. Used on every error message that leaves the process.
+    """
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = _SECRET_PARAMETERS.sub(r"\g<name>***", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+URL_VARIABLES = ("ECLIPSE_DATABASE_URL", "ECLIPSE_REDIS_URL", "ECLIPSE_SMTP_URL")
+
+
+def known_secrets(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Secret values present in the environment that must never be printed.
+
+    The S3 secret key and session token, and the passwords inside the
+    configured database, Redis and SMTP URLs (so even a password the URL
+    pattern of :func:`redact` cannot see, one with a space say, is masked).
+    """
+    env = os.environ if env is None else env
+    secrets = [v for k in SECRET_VARIABLES if (v := env.get(k))]
+    for name in URL_VARIABLES:
+        url = env.get(name) or ""
+        scheme, sep, rest = url.partition("://")
+        userinfo, at, _host = rest.rpartition("@")
+        if sep and at and ":" in userinfo:
+            secrets.append(unquote(userinfo.split(":", 1)[1]))
+    return tuple(secrets)

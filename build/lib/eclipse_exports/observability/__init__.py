@@ -1,0 +1,1 @@
+"""How long and how healthy: export ETAs, queue positions, queue health figures, Prometheus metrics (no Dagster)."""

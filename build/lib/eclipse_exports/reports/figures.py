@@ -1,0 +1,267 @@
+"""The figures of an executive report, read from the source database for one workspace and one period.
+
+Every figure is defined once, here, and the page states the same definitions
+(``templates/executive_report.html``). A period is ``[start, end)`` in UTC;
+the *previous period* is the one of the same length just before it. The
+database keeps each row's current status only (no history of changes), so
+"resolved" and "open" mean the status when the report is generated.
+
+- **New alerts**: alerts whose ``detected_at`` lies in the period; by
+  severity (``None`` counts alerts without one).
+- **Alerts resolved**: of those new alerts, the ones whose status is ``resolved``.
+- **Infringements opened**: infringements whose ``detected_at`` lies in the
+  period; by type.
+- **Open infringements at period end**: infringements detected before the
+  period's end whose status is ``open``, ``in_review`` or
+  ``takedown_requested``; by status. The list of open infringements on the
+  page is this same set.
+- **Takedown actions completed** / **failed**: actions of every type whose
+  status is ``completed`` / ``failed`` and whose ``completed_at`` lies in the
+  period. **Success rate** = completed ÷ (completed + failed).
+- **Median takedown time**: the median of ``completed_at − created_at`` over
+  the completed actions above (those with a ``created_at``).
+- **Critical alerts**: new alerts of severity ``critical``.
+
+Every query binds the workspace id. Counts are grouped in SQL; only the
+durations of one period's completed actions and the capped lists come back
+as rows, so memory does not grow with the workspace's history.
+"""
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from eclipse_exports.source.schema import actions, alerts, brands, infringements, workspaces
+
+LIST_LIMIT = 25
+OPEN_INFRINGEMENT_STATUSES = ("open", "in_review", "takedown_requested")
+MAX_CHART_BARS = 62
+
+
+@dataclass(kw_only=True)
+class PeriodFigures:
+    """The headline figures of one period (see the module docstring for each definition).
+
+    Breakdowns are ``{value: count}``; ``None`` stands for rows without a value.
+    ``median_takedown_seconds`` is ``None`` when no action was completed.
+    """
+
+    alerts_by_severity: dict = field(default_factory=dict)
+    alerts_resolved: int = 0
+    infringements_by_type: dict = field(default_factory=dict)
+    open_infringements_by_status: dict = field(default_factory=dict)
+    actions_completed: int = 0
+    actions_failed: int = 0
+    median_takedown_seconds: float | None = None
+
+    @property
+    def alerts_new(self) -> int:
+        """New alerts in the period (all severities)."""
+        return sum(self.alerts_by_severity.values())
+
+    @property
+    def critical_alerts_new(self) -> int:
+        """New alerts of severity ``critical``."""
+        return self.alerts_by_severity.get("critical", 0)
+
+    @property
+    def infringements_opened(self) -> int:
+        """Infringements detected in the period (all types)."""
+        return sum(self.infringements_by_type.values())
+
+    @property
+    def open_infringement_count(self) -> int:
+        """Infringements open at the period's end."""
+        return sum(self.open_infringements_by_status.values())
+
+    @property
+    def takedown_success_rate(self) -> float | None:
+        """completed ÷ (completed + failed), from 0 to 1; ``None`` when neither happened."""
+        done = self.actions_completed + self.actions_failed
+        return self.actions_completed / done if done else None
+
+
+@dataclass
+class DayCounts:
+    """New alerts of one chart bar: ``[start, end)`` and counts by severity."""
+
+    start: datetime
+    end: datetime
+    by_severity: dict
+
+
+@dataclass
+class ReportData(PeriodFigures):
+    """Everything the report shows: this period's figures, the previous period's, lists and chart data.
+
+    ``alerts_by_status``, ``infringements_by_status`` and ``actions_by_status``
+    count the rows the period covers (alerts and infringements detected,
+    actions created in it) by current status (:attr:`alert_count` and its
+    siblings are their totals); :attr:`row_count` is the rows the page lists.
+    Lists hold at most ``LIST_LIMIT`` dicts, most recent first; the
+    ``*_count`` fields say how many there were in all.
+    """
+
+    workspace_id: str
+    workspace_name: str
+    period_start: datetime
+    period_end: datetime
+    generated_at: datetime
+    alerts_by_status: dict = field(default_factory=dict)
+    infringements_by_status: dict = field(default_factory=dict)
+    actions_by_status: dict = field(default_factory=dict)
+    critical_alerts: list[dict] = field(default_factory=list)
+    critical_alert_count: int = 0
+    open_infringements: list[dict] = field(default_factory=list)
+    alerts_per_bar: list[DayCounts] = field(default_factory=list)
+    previous: PeriodFigures | None = None
+
+    @property
+    def row_count(self) -> int:
+        """The rows the page lists (critical alerts and open infringements, each capped at ``LIST_LIMIT``).
+
+        Like a data export's, a report's ``rowCount`` counts the rows in the file; the page marks each
+        with ``data-row``. The figures it summarizes are :attr:`alert_count` and its siblings.
+        """
+        return len(self.critical_alerts) + len(self.open_infringements)
+
+    @property
+    def alert_count(self) -> int:
+        """Alerts detected in the period."""
+        return sum(self.alerts_by_status.values())
+
+    @property
+    def infringement_count(self) -> int:
+        """Infringements detected in the period."""
+        return sum(self.infringements_by_status.values())
+
+    @property
+    def action_count(self) -> int:
+        """Actions created in the period."""
+        return sum(self.actions_by_status.values())
+
+    @property
+    def previous_start(self) -> datetime:
+        """Start of the previous period (its end is ``period_start``)."""
+        return self.period_start - (self.period_end - self.period_start)
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing happened in the period: no new alerts or infringements, no action created or finished."""
+        return not (self.alerts_new or self.infringements_opened or self.actions_by_status
+                    or self.actions_completed or self.actions_failed)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored in UTC); PostgreSQL aware ones."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _counts(conn: Connection, column, where: ColumnElement) -> dict:
+    rows = conn.execute(select(column, func.count()).where(where).group_by(column))
+    return {value: n for value, n in rows}
+
+
+def _between(column, start: datetime, end: datetime) -> ColumnElement:
+    return and_(column >= start, column < end)
+
+
+def _durations(conn: Connection, workspace_id: str, start: datetime, end: datetime) -> list[float]:
+    query = select(actions.c.created_at, actions.c.completed_at).where(
+        actions.c.workspace_id == workspace_id, actions.c.status == "completed",
+        _between(actions.c.completed_at, start, end), actions.c.created_at.is_not(None))
+    return [(_utc(done) - _utc(created)).total_seconds() for created, done in conn.execute(query)]
+
+
+def period_figures(conn: Connection, workspace_id: str, start: datetime, end: datetime,
+                   into: PeriodFigures | None = None) -> PeriodFigures:
+    """The headline figures of ``workspace_id`` for ``[start, end)`` (aware datetimes).
+
+    Fills ``into`` when given (a :class:`ReportData`), else a new :class:`PeriodFigures`.
+    """
+    figures = into if into is not None else PeriodFigures()
+    new_alerts = and_(alerts.c.workspace_id == workspace_id, _between(alerts.c.detected_at, start, end))
+    figures.alerts_by_severity = _counts(conn, alerts.c.severity, new_alerts)
+    figures.alerts_resolved = conn.execute(select(func.count()).where(
+        new_alerts, alerts.c.status == "resolved")).scalar_one()
+    figures.infringements_by_type = _counts(conn, infringements.c.type, and_(
+        infringements.c.workspace_id == workspace_id, _between(infringements.c.detected_at, start, end)))
+    figures.open_infringements_by_status = _counts(conn, infringements.c.status, _open_at(workspace_id, end))
+    finished = _counts(conn, actions.c.status, and_(
+        actions.c.workspace_id == workspace_id, actions.c.status.in_(("completed", "failed")),
+        _between(actions.c.completed_at, start, end)))
+    figures.actions_completed = finished.get("completed", 0)
+    figures.actions_failed = finished.get("failed", 0)
+    durations = _durations(conn, workspace_id, start, end)
+    figures.median_takedown_seconds = statistics.median(durations) if durations else None
+    return figures
+
+
+def _open_at(workspace_id: str, end: datetime) -> ColumnElement:
+    return and_(infringements.c.workspace_id == workspace_id, infringements.c.detected_at < end,
+                infringements.c.status.in_(OPEN_INFRINGEMENT_STATUSES))
+
+
+def chart_bars(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The bars of the alerts chart: one per UTC day, or per 7 days (then more) beyond ``MAX_CHART_BARS`` days."""
+    days = max(1, -(-int((end - start).total_seconds()) // 86_400))
+    step_days = 1 if days <= MAX_CHART_BARS else 7 if days <= 7 * MAX_CHART_BARS else -(-days // MAX_CHART_BARS)
+    bars, moment = [], start
+    while moment < end:
+        bars.append((moment, min(moment + timedelta(days=step_days), end)))
+        moment += timedelta(days=step_days)
+    return bars
+
+
+def _alerts_per_bar(conn: Connection, workspace_id: str, start: datetime, end: datetime) -> list[DayCounts]:
+    bars = chart_bars(start, end)
+    detected = alerts.c.detected_at
+    columns = [func.sum(case((_between(detected, a, b), 1), else_=0)) for a, b in bars]
+    rows = conn.execute(select(alerts.c.severity, *columns).where(
+        alerts.c.workspace_id == workspace_id, _between(detected, start, end)).group_by(alerts.c.severity)).all()
+    return [DayCounts(a, b, {row[0]: int(row[i + 1] or 0) for row in rows if row[i + 1]})
+            for i, (a, b) in enumerate(bars)]
+
+
+def collect_report(conn: Connection, workspace_id: str, period_start: datetime, period_end: datetime,
+                   generated_at: datetime) -> ReportData:
+    """Read one workspace's report for ``[period_start, period_end)`` and the period before it.
+
+    Datetimes are aware (UTC). Raises ``LookupError`` when the workspace does not exist.
+    """
+    name = conn.execute(select(workspaces.c.name).where(workspaces.c.id == workspace_id)).scalar_one_or_none()
+    if name is None:
+        raise LookupError(f"workspace '{workspace_id}' does not exist")
+    data = ReportData(workspace_id, name, period_start, period_end, generated_at)
+    period_figures(conn, workspace_id, period_start, period_end, into=data)
+    data.previous = period_figures(conn, workspace_id, data.previous_start, period_start)
+
+    new_alerts = and_(alerts.c.workspace_id == workspace_id, _between(alerts.c.detected_at, period_start, period_end))
+    data.alerts_by_status = _counts(conn, alerts.c.status, new_alerts)
+    data.infringements_by_status = _counts(conn, infringements.c.status, and_(
+        infringements.c.workspace_id == workspace_id,
+        _between(infringements.c.detected_at, period_start, period_end)))
+    data.actions_by_status = _counts(conn, actions.c.status, and_(
+        actions.c.workspace_id == workspace_id, _between(actions.c.created_at, period_start, period_end)))
+    data.alerts_per_bar = _alerts_per_bar(conn, workspace_id, period_start, period_end)
+
+    critical = and_(new_alerts, alerts.c.severity == "critical")
+    data.critical_alert_count = data.critical_alerts_new
+    data.critical_alerts = [dict(r._mapping, detected_at=_utc(r.detected_at)) for r in conn.execute(
+        select(alerts.c.id, alerts.c.title, alerts.c.url, brands.c.name.label("brand"), alerts.c.status,
+               alerts.c.detected_at)
+        .select_from(alerts.outerjoin(brands, brands.c.id == alerts.c.brand_id))
+        .where(critical).order_by(alerts.c.detected_at.desc(), alerts.c.id).limit(LIST_LIMIT))]
+    data.open_infringements = [dict(r._mapping, detected_at=_utc(r.detected_at)) for r in conn.execute(
+        select(infringements.c.id, infringements.c.title, infringements.c.type, infringements.c.domain,
+               brands.c.name.label("brand"), infringements.c.severity, infringements.c.status,
+               infringements.c.detected_at)
+        .select_from(infringements.outerjoin(brands, brands.c.id == infringements.c.brand_id))
+        .where(_open_at(workspace_id, period_end))
+        .order_by(infringements.c.detected_at.desc(), infringements.c.id).limit(LIST_LIMIT))]
+    return data

@@ -1,0 +1,1 @@
+"""The Eclipse source database: table metadata, access checks, export queries, demo data."""
