@@ -48,6 +48,8 @@ class Settings(BaseModel):
                                                                 "check (a warning; an error past twice it).")
     queue_failure_alert_percent: float = Field(10.0, gt=0, le=100, description="Share of the last hour's "
                                                "finished jobs that may fail before the failure check warns.")
+    run_history_days: int = Field(30, gt=0, description="Days Dagster keeps finished runs, their event logs and "
+                                                        "compute logs (dagster_history_cleanup_job).")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -76,6 +78,7 @@ class Settings(BaseModel):
             reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
             queue_lag_alert_seconds=env.get("ECLIPSE_QUEUE_LAG_ALERT_SECONDS") or 300,
             queue_failure_alert_percent=env.get("ECLIPSE_QUEUE_FAILURE_ALERT_PERCENT") or 10.0,
+            run_history_days=env.get("ECLIPSE_RUN_HISTORY_DAYS") or 30,
         )
 
 
