@@ -96,6 +96,8 @@ def production(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
         "ECLIPSE_S3_BUCKET": EXPORT_BUCKET,
         "AWS_ENDPOINT_URL": s3_endpoint,
         "ECLIPSE_SENSOR_LONG_POLL_MS": "4000",
+        # The throwaway cluster speaks no TLS; dagster-service.sh would otherwise require it.
+        "PGSSLMODE": "disable",
     }
     processes: dict[str, subprocess.Popen] = {}
     logs = []
