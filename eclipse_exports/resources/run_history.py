@@ -18,6 +18,8 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInsta
 from dagster._core.storage.cloud_storage_compute_log_manager import CloudStorageComputeLogManager
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES
 
+from eclipse_exports.retention.history import HistorySummary, prune_run_history
+
 RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # A staged folder that is not a run's (a sensor or schedule tick's) is left this long after its last change.
 TICK_STAGING_GRACE_SECONDS = 3600
@@ -138,3 +140,9 @@ def _latest_change(folder: Path) -> float:
             except FileNotFoundError:
                 continue
     return latest
+
+
+def prune_instance_history(as_of: datetime, days: int, dry_run: bool = False) -> HistorySummary:
+    """One history pass over the instance of ``DAGSTER_HOME`` (what ``eclipse-exports cleanup`` runs)."""
+    with DagsterInstance.get() as instance:
+        return prune_run_history(InstanceRunHistory(instance), as_of, days, dry_run=dry_run)

@@ -152,3 +152,28 @@ def test_the_schedule_judges_as_of_its_tick_and_skips_while_a_pass_runs():
         skipped = dagster_history_cleanup_schedule(build_schedule_context(instance=instance,
                                                                           scheduled_execution_time=tick))
         assert not isinstance(skipped, RunRequest)
+
+
+def test_the_cleanup_command_as_of_31_days_on_prunes_the_instance_of_dagster_home(
+        instance, tmp_path, monkeypatch, redis_url, s3_endpoint, bucket):
+    import yaml
+    from click.testing import CliRunner
+
+    from eclipse_exports.cli import main
+
+    instance, _logs_bucket, _staging, _url = instance
+    old = materialize([thing], partition_key="ws_a", instance=instance).run_id
+    latest = materialize([thing], partition_key="ws_a", instance=instance).run_id
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(
+        {"storage": {"postgres": {"postgres_url": instance.run_storage.postgres_url}}}))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    for name, value in (("ECLIPSE_REDIS_URL", redis_url), ("ECLIPSE_S3_BUCKET", bucket),
+                        ("AWS_ENDPOINT_URL", s3_endpoint), ("ECLIPSE_DATA_DIR", str(tmp_path / "data"))):
+        monkeypatch.setenv(name, value)
+    as_of = (datetime.now(UTC) + timedelta(days=31)).isoformat()
+    result = CliRunner().invoke(main, ["cleanup", "--as-of", as_of])
+    assert result.exit_code == 0, result.output
+    assert "Dagster history as of" in result.output and "runs deleted: 1 of 2" in result.output
+    assert instance.get_run_by_id(old) is None and instance.get_run_by_id(latest) is not None
