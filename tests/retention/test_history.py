@@ -23,7 +23,7 @@ from dagster import (
     materialize,
 )
 from dagster._core.storage.compute_log_manager import ComputeIOType
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import make_url
 
 from eclipse_exports.jobs import dagster_history_cleanup_job
@@ -120,6 +120,13 @@ def test_the_pass_as_of_31_days_on_keeps_only_unfinished_newer_and_latest_materi
     assert remaining == {latest_a, newer, running.run_id, result.run_id}
     for gone in (first_a, first_b, failed):
         assert not instance.all_logs(gone)
+    engine = create_engine(storage_url)
+    with engine.connect() as conn:
+        for table in ("runs", "run_tags", "event_logs"):
+            left = conn.execute(text(f"SELECT count(*) FROM {table} WHERE run_id IN :ids").bindparams(
+                bindparam("ids", expanding=True)), {"ids": [first_a, first_b, failed]})
+            assert left.scalar() == 0, table
+    engine.dispose()
     assert instance.all_logs(latest_a)
     # Every partition still shows its latest materialization.
     assert instance.get_materialized_partitions(AssetKey("thing")) == {"ws_a", "ws_b"}
