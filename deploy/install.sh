@@ -41,6 +41,9 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip uv
 # Compiled bytecode: every Dagster run is a new process and would otherwise compile what it imports.
 UV_COMPILE_BYTECODE=1 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r "$SOURCE/requirements.lock"
+had_build=0; [ -e "$SOURCE/build" ] && had_build=1
 UV_COMPILE_BYTECODE=1 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps --reinstall-package \
   eclipse-exports "$SOURCE"
+# setuptools leaves its scratch folder in the checkout; it is not part of anything.
+[ "$had_build" = 1 ] || rm -rf "$SOURCE/build"
 echo "install: eclipse-exports installed in $VENV (deploy/dagster-service.sh uses it as ECLIPSE_VENV)"

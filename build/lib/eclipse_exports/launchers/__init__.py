@@ -1,1 +1,0 @@
-"""Dagster run launchers (the Dagster layer): how a run gets a process to execute in."""

@@ -1,1 +1,0 @@
-"""The Eclipse source database: table metadata, access checks, export queries, demo data."""
