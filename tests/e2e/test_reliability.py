@@ -192,7 +192,6 @@ def test_two_instances_on_one_stream_launch_each_request_once(deployment):
     # instance's storage only). They are not balanced, nor meant to be: whichever sensor reads first claims its
     # whole batch (measured: blue 99, green 1), as intended for a blue/green switch, not for load sharing.
     assert sum(split.values()) == figures["runs"], (split, figures)
-    assert set(split) == {"blue", "green"} and all(share >= 0 for share in split.values())
     print(f"\ntwo instances: {figures}; runs per instance {split}")
 
 
