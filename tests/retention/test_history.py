@@ -184,3 +184,18 @@ def test_the_cleanup_command_as_of_31_days_on_prunes_the_instance_of_dagster_hom
     assert result.exit_code == 0, result.output
     assert "Dagster history as of" in result.output and "runs deleted: 1 of 2" in result.output
     assert instance.get_run_by_id(old) is None and instance.get_run_by_id(latest) is not None
+
+
+def test_the_run_commands_sqlite_instance_prunes_run_by_run_with_its_local_compute_logs():
+    """The run command's instance (SQLite storage, a file per run's events, local compute logs)."""
+    with instance_for_test() as sqlite_instance:
+        old = materialize([thing], partition_key="ws_a", instance=sqlite_instance).run_id
+        latest = materialize([thing], partition_key="ws_a", instance=sqlite_instance).run_id
+        upload_logs(sqlite_instance, [old, "compute_logs", "step"])
+        logs = sqlite_instance.compute_log_manager
+        assert os.path.exists(logs.get_captured_local_path([old, "compute_logs", "step"], "err"))
+        summary = prune_run_history(InstanceRunHistory(sqlite_instance), datetime.now(UTC) + timedelta(days=31), 30)
+        assert summary.ok and (summary.runs_deleted, summary.runs_protected) == (1, 1), summary.render()
+        assert sqlite_instance.get_run_by_id(old) is None and not sqlite_instance.all_logs(old)
+        assert sqlite_instance.get_run_by_id(latest) is not None
+        assert not os.path.exists(logs.get_captured_local_path([old, "compute_logs", "step"], "err"))
