@@ -25,8 +25,8 @@ class RunHistory(Protocol):
     """Dagster's run storage, event log and compute logs as a pruning pass sees them."""
 
     def finished_run_ids(self, updated_before: datetime, after_run_id: str | None, limit: int) -> list[str]:
-        """Up to ``limit`` finished runs last updated before the moment, oldest first (storage order), after
-        ``after_run_id`` (which still exists) or from the start."""
+        """Up to ``limit`` finished runs last updated before the moment, in a stable storage order, following
+        ``after_run_id`` (a run that still exists) or from the start of that order."""
 
     def protected_run_ids(self) -> set[str]:
         """Runs that hold an asset partition's latest materialization: never deleted."""
@@ -95,7 +95,7 @@ def prune_run_history(history: RunHistory, as_of: datetime, days: int, batch_siz
                       dry_run: bool = False) -> HistorySummary:
     """Delete every finished run older than ``days`` before ``as_of`` (UTC-aware), batch by batch.
 
-    Pages through the finished runs oldest first; each batch's deletable runs are deleted at once (a failed
+    Pages through the finished runs in storage order; each batch's deletable runs are deleted at once (a failed
     batch is counted and left for the next pass), so memory holds one batch and the protected set. Then the
     compute logs are swept. Raises only for a failure to list (the storage is down): deletions that fail are
     reported in the summary's ``errors``.
