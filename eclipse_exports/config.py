@@ -66,6 +66,8 @@ class Settings(BaseModel):
     audit_signing_key: str | None = Field(None, repr=False, description="Ed25519 private key (PEM) that signs "
                                           "the audit archives; unset: a generated key in the data folder.")
     audit_retention_days: int = Field(400, gt=0, description="How long a day's audit archive lives.")
+    run_history_days: int = Field(30, gt=0, description="Days Dagster keeps finished runs, their event logs and "
+                                                        "compute logs (dagster_history_cleanup_job).")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -106,6 +108,7 @@ class Settings(BaseModel):
             allow_plain_http=(env.get("ECLIPSE_ALLOW_PLAIN_HTTP") or "").strip().lower() in ("1", "true", "yes"),
             audit_signing_key=env.get("ECLIPSE_AUDIT_SIGNING_KEY") or None,
             audit_retention_days=env.get("ECLIPSE_AUDIT_RETENTION_DAYS") or 400,
+            run_history_days=env.get("ECLIPSE_RUN_HISTORY_DAYS") or 30,
         )
 
 

@@ -207,6 +207,10 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copy(PROJECT_ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
+    # Temporary files of dagster dev, its runs and the servers go to an owner-only folder of the data folder.
+    temporary = settings.data_dir / "tmp"
+    temporary.mkdir(mode=0o700, exist_ok=True)
+    os.environ["TMPDIR"] = str(temporary)
     services: list[Service] = []
     ports: dict[str, int] = {"dagster UI": ui_port}
     dagster: subprocess.Popen | None = None
