@@ -69,15 +69,21 @@ def storage(current: "Settings") -> "ExportStorage":
         fail(str(exc))
 
 
-def unknown_job(job_id: str) -> NoReturn:
-    """Stop: ``job_id`` has no status hash."""
-    fail(f"unknown job '{job_id}': no status hash (a request XADDed by hand gets one when the sensor picks it "
-         "up, within seconds; `eclipse-exports status JOB --watch` waits for it)")
+def unknown_job(job_id: str, jobs: "JobStatusStore | None" = None) -> NoReturn:
+    """Stop: ``job_id`` has no status hash (in the Redis of ``jobs``, named in the message when given)."""
+    where = ""
+    if jobs is not None:
+        conn = jobs.client.connection_pool.connection_kwargs
+        where = (f" in the Redis at {conn.get('host', conn.get('path', '?'))}:{conn.get('port', '')}"
+                 f"/{conn.get('db', 0)} (ECLIPSE_REDIS_URL; outside the project folder `source .local/env.sh` "
+                 "first)")
+    fail(f"unknown job '{job_id}': no status hash{where}. A request XADDed by hand gets one when the sensor picks "
+         "it up, within seconds; `eclipse-exports status JOB --watch` waits for it")
 
 
 def job(jobs: "JobStatusStore", job_id: str) -> dict[str, str]:
     """The job's status hash, or stop when it has none."""
-    return jobs.get(job_id) or unknown_job(job_id)
+    return jobs.get(job_id) or unknown_job(job_id, jobs)
 
 
 def hash_field(fields: dict[str, str], job_id: str, name: str) -> str:

@@ -230,7 +230,7 @@ def status_cmd(job_id: str, watch: bool, as_json: bool, timeout: float) -> None:
         if watch and fields:
             click.echo("\r" + _progress_line(fields).ljust(WATCH_LINE_WIDTH), err=True)
     if not fields:
-        common.unknown_job(job_id)
+        common.unknown_job(job_id, store)
     if as_json:
         click.echo(json.dumps(fields, indent=2, sort_keys=True))
     else:

@@ -83,6 +83,9 @@ def test_unknown_jobs_are_clear_errors(env):
     for command in (("status", "nope"), ("url", "nope"), ("retry", "nope")):
         result = cli(env, *command)
         assert result.exit_code == 2 and "unknown job 'nope'" in result.stderr, command
+        # Which Redis was asked: a shell without the env file silently asks the machine's own one.
+        port = env["ECLIPSE_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+        assert f"in the Redis at 127.0.0.1:{port}/" in " ".join(result.stderr.split()), command
 
 
 def test_retry_sends_the_same_request_under_a_new_id_and_refuses_the_rest(env, redis_client):
