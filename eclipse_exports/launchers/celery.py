@@ -175,7 +175,7 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
         ``FAILED`` with the cause: the child died (the signal), or the whole worker group stopped reporting."""
         beat = self.registry.run_beat(run.run_id)
         if beat is not None:
-            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=f"{beat.node} pid {beat.pid}")
+            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(beat.pid))
         task_id = run.tags.get(DAGSTER_CELERY_TASK_ID_TAG)
         result = self._result(task_id) if task_id else None
         state = result.state if result is not None else "UNKNOWN"
