@@ -171,8 +171,9 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
         return self.celery.AsyncResult(task_id)
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        """``RUNNING`` while the run's child reports (heartbeat), ``SUCCESS`` once its task succeeded, else
-        ``FAILED`` with the cause: the child died (the signal), or the whole worker group stopped reporting."""
+        """``RUNNING`` while the run's child reports (heartbeat), or while its task is ``STARTED`` on a worker group
+        that still reports; ``SUCCESS`` once its task succeeded; else ``FAILED`` with the cause: the child died
+        (the signal), or the whole worker group stopped reporting."""
         beat = self.registry.run_beat(run.run_id)
         if beat is not None:
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(beat.pid))
@@ -190,6 +191,10 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
                     f"({match.group(2)}).", run, cls=self.__class__)
             return CheckRunHealthResult(WorkerStatus.FAILED, f"the run worker's task failed: {cause}")
         claimed = self.registry.claimed_by(run.run_id)
+        if state == "STARTED" and claimed in {n.name for n in self.registry.live_nodes()}:
+            # The group that took the run still reports: its child's heartbeat lapsed (Redis was away for a
+            # while, say), not the worker. A child killed alone fails its task instead.
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "the run's heartbeat lapsed; its worker group is alive")
         return CheckRunHealthResult(
             WorkerStatus.FAILED,
             f"the run worker {claimed or '(unknown)'} stopped reporting: no heartbeat for the run (its worker "
