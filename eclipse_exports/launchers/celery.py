@@ -191,14 +191,15 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
                     f"({match.group(2)}).", run, cls=self.__class__)
             return CheckRunHealthResult(WorkerStatus.FAILED, f"the run worker's task failed: {cause}")
         claimed = self.registry.claimed_by(run.run_id)
-        if state == "STARTED" and claimed in {n.name for n in self.registry.live_nodes()}:
+        if state == "STARTED" and claimed in {f"{n.name}|{n.pid}" for n in self.registry.live_nodes()}:
             # The group that took the run still reports: its child's heartbeat lapsed (Redis was away for a
             # while, say), not the worker. A child killed alone fails its task instead.
             return CheckRunHealthResult(WorkerStatus.RUNNING, "the run's heartbeat lapsed; its worker group is alive")
+        worker = (claimed or "(unknown)").replace("|", ", parent pid ")
         return CheckRunHealthResult(
             WorkerStatus.FAILED,
-            f"the run worker {claimed or '(unknown)'} stopped reporting: no heartbeat for the run (its worker "
-            f"group died or lost Redis); Celery task state {state}")
+            f"the run worker {worker} stopped reporting: no heartbeat for the run (its worker group died or lost "
+            f"Redis); Celery task state {state}")
 
     def get_run_worker_debug_info(self, run: DagsterRun, include_container_logs: bool | None = True) -> str | None:
         task_id = run.tags.get(DAGSTER_CELERY_TASK_ID_TAG)
