@@ -171,11 +171,12 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
         return self.celery.AsyncResult(task_id)
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        """``RUNNING`` while the run's child reports (heartbeat), ``SUCCESS`` once its task succeeded, else
-        ``FAILED`` with the cause: the child died (the signal), or the whole worker group stopped reporting."""
+        """``RUNNING`` while the run's child reports (heartbeat), or while its task is ``STARTED`` on a worker group
+        that still reports; ``SUCCESS`` once its task succeeded; else ``FAILED`` with the cause: the child died
+        (the signal), or the whole worker group stopped reporting."""
         beat = self.registry.run_beat(run.run_id)
         if beat is not None:
-            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=f"{beat.node} pid {beat.pid}")
+            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(beat.pid))
         task_id = run.tags.get(DAGSTER_CELERY_TASK_ID_TAG)
         result = self._result(task_id) if task_id else None
         state = result.state if result is not None else "UNKNOWN"
@@ -190,10 +191,15 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
                     f"({match.group(2)}).", run, cls=self.__class__)
             return CheckRunHealthResult(WorkerStatus.FAILED, f"the run worker's task failed: {cause}")
         claimed = self.registry.claimed_by(run.run_id)
+        if state == "STARTED" and claimed in {f"{n.name}|{n.pid}" for n in self.registry.live_nodes()}:
+            # The group that took the run still reports: its child's heartbeat lapsed (Redis was away for a
+            # while, say), not the worker. A child killed alone fails its task instead.
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "the run's heartbeat lapsed; its worker group is alive")
+        worker = (claimed or "(unknown)").replace("|", ", parent pid ")
         return CheckRunHealthResult(
             WorkerStatus.FAILED,
-            f"the run worker {claimed or '(unknown)'} stopped reporting: no heartbeat for the run (its worker "
-            f"group died or lost Redis); Celery task state {state}")
+            f"the run worker {worker} stopped reporting: no heartbeat for the run (its worker group died or lost "
+            f"Redis); Celery task state {state}")
 
     def get_run_worker_debug_info(self, run: DagsterRun, include_container_logs: bool | None = True) -> str | None:
         task_id = run.tags.get(DAGSTER_CELERY_TASK_ID_TAG)

@@ -109,7 +109,9 @@ def refusal(instance: DagsterInstance, run_id: str, attempt: int, registry: RunW
         if run.status == DagsterRunStatus.CANCELING:
             instance.report_run_canceled(run, "Run canceled before a run worker started it.")
         return f"run {run_id} was canceled before a worker took it"
-    if not registry.claim_run(run_id, node, attempt):
+    # The claim names this incarnation of the group (its parent's pid): a group restarted under the same name is
+    # another worker, and the launcher's health check must not take it for the one that ran the run.
+    if not registry.claim_run(run_id, f"{node}|{os.getppid()}", attempt):
         return (f"a second delivery of run {run_id}'s task; {registry.claimed_by(run_id, attempt) or 'another worker'} "
                 "took the first, so this one does nothing")
     if attempt == 0 and run.status not in STARTABLE:

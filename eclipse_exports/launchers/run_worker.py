@@ -32,6 +32,7 @@ from pathlib import Path
 import redis
 from celery import signals
 from celery.apps.worker import _reload_current_worker
+from celery.utils.nodenames import host_format
 from celery.worker import state as worker_state
 
 from eclipse_exports.launchers import run_task
@@ -132,7 +133,7 @@ def run_workers(concurrency: int, queue: str | None = None, name: str | None = N
     """
     launcher = instance_launcher()
     queue = queue or launcher.default_queue
-    node = name or f"runs-{os.getpid()}@{socket.gethostname()}"
+    node = host_format(name) if name else f"runs-{os.getpid()}@{socket.gethostname()}"  # %h etc. as Celery does
     package_dir = preload(code_location)
     loaded = code_fingerprint(package_dir)
     run_task.code_changed = lambda: code_fingerprint(package_dir) != loaded

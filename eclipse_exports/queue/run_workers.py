@@ -82,7 +82,8 @@ class RunWorkerRegistry:
         return sorted(found, key=lambda n: n.name)
 
     def claim_run(self, run_id: str, node: str, attempt: int = 0) -> bool:
-        """Whether this delivery (on worker ``node``) is the one that executes run ``run_id``'s ``attempt``:
+        """Whether this delivery (on worker ``node``: ``{node name}|{parent pid}``, one incarnation of a group) is
+        the one that executes run ``run_id``'s ``attempt``:
         the first caller wins, atomically across every worker; every later delivery gets ``False``."""
         return bool(self.client.set(run_claim_key(run_id, attempt), node, nx=True, ex=CLAIM_TTL_SECONDS))
 

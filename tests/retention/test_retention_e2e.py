@@ -69,6 +69,9 @@ def live(tmp_path_factory, redis_url, s3_endpoint):
            # No scheduled clean-up during the test: moto dates every upload 2010, so it would abort live ones.
            "ECLIPSE_CLEANUP_CRON": "0 0 1 1 *", "ECLIPSE_RUN_QUEUE": f"runs-{home.name}"}
     workers = RunWorkerGroup(env, home / "workers.log", concurrency=2).start(wait=False)
+    # This process opens the instance too (its run launcher's health check): the same Redis and queue.
+    saved = {k: os.environ.get(k) for k in ("ECLIPSE_REDIS_URL", "ECLIPSE_RUN_QUEUE")}
+    os.environ.update({k: env[k] for k in saved})
     log = open(home / "dagster-dev.log", "wb")
     dev = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
                             "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env, stdout=log,
@@ -81,6 +84,11 @@ def live(tmp_path_factory, redis_url, s3_endpoint):
         yield {"url": url, "home": home, "source": source, "proxy": proxy, "redis": client, "dev": dev,
                "storage": ExportStorage(make_s3_client(s3_endpoint), BUCKET)}
     finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         workers.stop()
         os.killpg(dev.pid, signal.SIGINT)  # dagster dev stops its daemon and code server cleanly on SIGINT
         try:
