@@ -4,6 +4,7 @@
 #   deploy/dagster-service.sh code-server   # the code location as a gRPC server (sensors run here, runs start here)
 #   deploy/dagster-service.sh daemon        # dagster-daemon: sensors, schedules, run queue, run monitoring, backfills
 #   deploy/dagster-service.sh webserver     # the Dagster UI and its GraphQL API
+#   deploy/dagster-service.sh run-workers   # one group of Celery run workers (runs execute here; any number of hosts)
 #   deploy/dagster-service.sh migrate       # once after upgrading Dagster: upgrade the PostgreSQL schema
 #
 # Every setting comes from the environment (deploy/eclipse-exports.env.example lists each variable). The
@@ -26,6 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$DAGSTER_HOME"
+# Owner-only staging folders for compute logs and temporary files: nothing of the product's lands in /tmp.
+export DAGSTER_COMPUTE_LOGS_DIR="${DAGSTER_COMPUTE_LOGS_DIR:-$DAGSTER_HOME/compute-logs}"
+export TMPDIR="$DAGSTER_HOME/tmp"
+mkdir -p "$DAGSTER_COMPUTE_LOGS_DIR" "$TMPDIR"
+chmod 700 "$DAGSTER_COMPUTE_LOGS_DIR" "$TMPDIR"
+# TLS to Dagster's PostgreSQL unless the environment chooses a mode (libpq reads PGSSLMODE).
+export PGSSLMODE="${PGSSLMODE:-require}"
 # Atomic, as the three processes may start at once.
 cp "$DEPLOY_DIR/dagster.yaml" "$DAGSTER_HOME/.dagster.yaml.$$"
 mv -f "$DAGSTER_HOME/.dagster.yaml.$$" "$DAGSTER_HOME/dagster.yaml"
@@ -44,11 +52,15 @@ case "${1:-}" in
       --host "${DAGSTER_WEBSERVER_HOST:-127.0.0.1}" --port "${DAGSTER_WEBSERVER_PORT:-3000}" \
       ${DAGSTER_WEBSERVER_PATH_PREFIX:+--path-prefix "$DAGSTER_WEBSERVER_PATH_PREFIX"}
     ;;
+  run-workers)
+    exec "$VENV/bin/eclipse-exports" run-workers --concurrency "${ECLIPSE_RUN_WORKER_CONCURRENCY:-4}" \
+      ${ECLIPSE_RUN_WORKER_NAME:+--name "$ECLIPSE_RUN_WORKER_NAME"}
+    ;;
   migrate)
     exec "$VENV/bin/dagster" instance migrate
     ;;
   *)
-    echo "usage: $0 code-server|daemon|webserver|migrate" >&2
+    echo "usage: $0 code-server|daemon|webserver|run-workers|migrate" >&2
     exit 2
     ;;
 esac

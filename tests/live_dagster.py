@@ -3,7 +3,7 @@ process group of its own, killed and restarted for real, and the requests and st
 
     dev = DagsterDev(home, env).start()
     send_requests(client, small_requests(60, prefix="burst"))
-    dev.kill()                      # SIGKILL to the whole process group, run workers included
+    dev.kill()                      # SIGKILL to the whole process group and the Celery run worker groups
     dev.start()                     # same DAGSTER_HOME: the daemon, sensors and queue carry on
     final = wait_for_terminal(client, ids, timeout=600)
 
@@ -28,6 +28,8 @@ import psutil
 import redis
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from tests.run_workers import RunWorkerGroup
+
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"completed", "failed", "rejected", "expired"}
 # Small exports the demo data's members may make: (workspace, user).
@@ -44,20 +46,29 @@ class DagsterDev:
     """
 
     def __init__(self, home: Path, env: dict[str, str], port: int,
-                 instance_yaml: Path = ROOT / "instance" / "dagster.yaml") -> None:
-        self.home, self.env, self.port = home, {**env, "DAGSTER_HOME": str(home)}, port
+                 instance_yaml: Path = ROOT / "instance" / "dagster.yaml", worker_groups: int = 1,
+                 concurrency: int = 4) -> None:
+        # A queue of its own: deployments sharing one Redis must not take each other's runs.
+        self.home, self.port = home, port
+        self.env = {**env, "DAGSTER_HOME": str(home), "ECLIPSE_RUN_QUEUE": f"runs-{home.name}-{os.urandom(3).hex()}"}
         home.mkdir(parents=True, exist_ok=True)
         shutil.copy(instance_yaml, home / "dagster.yaml")
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        # The Celery run workers, each group a process group of its own (as on another machine).
+        self.workers = [RunWorkerGroup(self.env, home / f"workers-{n}.log", concurrency, name=f"runs-{n}-{port}@test")
+                        for n in range(worker_groups)]
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait: bool = True) -> "DagsterDev":
-        """Start (or restart) the deployment; with ``wait``, until the webserver answers (180 s at most)."""
+        """Start (or restart) the deployment and its run workers; with ``wait``, until the webserver answers
+        (180 s at most)."""
         self.starts += 1
+        for group in self.workers:
+            group.start(wait=False)
         log = open(self.home / f"dagster-dev-{self.starts}.log", "wb")  # noqa: SIM115 - the child holds it
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
@@ -66,6 +77,8 @@ class DagsterDev:
         log.close()
         if wait:
             wait_until(self._answers, 180, "the Dagster webserver")
+            for group in self.workers:
+                group.wait_alive()
         return self
 
     def _answers(self) -> bool:
@@ -88,8 +101,10 @@ class DagsterDev:
         return found
 
     def kill(self) -> int:
-        """SIGKILL the whole process group and wait until it is gone; returns how many processes died."""
+        """SIGKILL the whole process group and the run worker groups, and wait until they are gone; returns how
+        many processes died."""
         assert self.proc is not None
+        killed = sum(group.kill() for group in self.workers)
         victims = self.group()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -97,10 +112,12 @@ class DagsterDev:
             pass
         self.proc.wait()
         psutil.wait_procs(victims, timeout=30)
-        return len(victims)
+        return len(victims) + killed
 
     def stop(self) -> None:
-        """Stop cleanly (SIGINT, as Ctrl-C), else SIGKILL after 60 s."""
+        """Stop cleanly (SIGINT, as Ctrl-C; the run workers SIGTERM), else SIGKILL after 60 s."""
+        for group in self.workers:
+            group.stop()
         if self.proc is None or self.proc.poll() is not None:
             return
         os.killpg(self.proc.pid, signal.SIGINT)

@@ -47,6 +47,7 @@ from dagster import (
     RetryPolicy,
     multi_asset,
 )
+from dagster._core.errors import DagsterExecutionInterruptedError
 from pydantic import Field
 
 from eclipse_exports.checks import expected_file_from_metadata, file_check_results, file_check_specs, file_metadata
@@ -302,7 +303,12 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
                 yield from _record(context, key, exc.result, storage)
             raise Failure(f"{exc.code.value}: {exc}", allow_retries=False,
                           metadata={"job_id": request.id, "error_code": exc.code.value}) from None
-        except Exception as exc:
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError, Exception) as exc:
+            if _interrupted(exc):
+                # An operator's terminate (a library may wrap the interrupt in an error of its own). Dagster would
+                # retry an interrupted step under its RetryPolicy; a step failure without retries instead ends the
+                # CANCELING run CANCELED, and sensors/run_cancellations.py fails the job.
+                raise Failure(f"{request.id}: stopped by an operator", allow_retries=False) from None
             message = redact(f"{type(exc).__name__}: {exc}", known_secrets())
             for note in getattr(exc, "__notes__", ()):  # clean-up errors after the first cause
                 context.log.warning(f"{request.id}: {redact(note, known_secrets())}")
@@ -316,6 +322,18 @@ def export_asset_for(resource: ResourceType) -> AssetsDefinition:
         yield from _record(context, key, result, storage)
 
     return _export
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused (anywhere in its chain) by an interrupt: Dagster's terminate of the run."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (KeyboardInterrupt, DagsterExecutionInterruptedError)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def earlier_attempt_causes(context: AssetExecutionContext) -> list[str]:

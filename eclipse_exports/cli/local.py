@@ -20,8 +20,12 @@ from eclipse_exports.local.deployment import DEFAULT_REDIS_PORT, DEFAULT_S3_PORT
                    "With AWS_ENDPOINT_URL set, dev uses that endpoint instead.")
 @click.option("--scale", type=click.Choice(DEMO_SCALES), default="small", show_default=True,
               help="Demo data scale when the source database is empty.")
-def dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None, scale: str) -> None:
-    """Start Redis, SeaweedFS (S3) and demo data as needed, then `dagster dev` with the daemon.
+@click.option("--run-workers", type=click.IntRange(0, 64), default=4, show_default=True,
+              help="Celery run workers (children of one worker group) dev starts beside Dagster; 0 for none "
+                   "(start `eclipse-exports run-workers` yourself).")
+def dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None, scale: str,
+        run_workers: int) -> None:
+    """Start Redis, SeaweedFS (S3) and demo data as needed, the Celery run workers, then `dagster dev` with the daemon.
 
     Only one copy runs per data folder (ECLIPSE_DATA_DIR, default ./.local). A port given explicitly must be
     free; a default one that is taken moves to the next free port, and says so. Redis and S3 servers that
@@ -39,6 +43,6 @@ def dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None
     from eclipse_exports.local.runtime import run_dev
 
     try:
-        run_dev(port, host, redis_port, s3_port, scale, click.echo)
+        run_dev(port, host, redis_port, s3_port, scale, click.echo, run_workers=run_workers)
     except DeploymentRefused as exc:
         common.fail(str(exc))

@@ -40,9 +40,17 @@ class JobFile:
                                         **self.upload_options())
 
     def drop_earlier(self, previous_key: str | None) -> None:
-        """After completion: the replaced object no longer counts, and an earlier file of the job under
-        another key (a run before keys came from the request) is deleted."""
+        """After completion: the replaced object no longer counts, an earlier file of the job under
+        another key (a run before keys came from the request) is deleted, and an incomplete upload an earlier
+        run of the job left (its worker died; the run-failure sensor leaves it alone once this run has started)
+        is aborted."""
         self.usage.add(self.workspace_id, -self.replaced_bytes)
+        for upload in self.storage.iter_uploads(self.storage.exports_prefix(self.workspace_id)):
+            parsed = self.storage.parse_key(upload["Key"])
+            if parsed is not None and parsed.job_id == self.request.id:
+                size = self.storage.upload_bytes(upload["Key"], upload["UploadId"])
+                self.storage.abort_upload(upload["Key"], upload["UploadId"])
+                self.usage.add(self.workspace_id, -size)
         if not previous_key or previous_key == self.key:
             return
         parsed = self.storage.parse_key(previous_key)

@@ -62,7 +62,8 @@ from eclipse_exports.storage.client import ExportStorage
 PREVIEW_ROWS = 5
 
 DEFAULT_REPORT_PERIOD = timedelta(days=7)
-"""An on-demand report without ``from``/``to`` covers the 7 days up to the job's start."""
+"""An on-demand report without ``from``/``to`` covers the 7 days up to the request's ``createdAt`` (else its pick-up
+time, else the run's start): the moment its key is dated by, so a retry or re-execution renders the same period."""
 
 
 class ExportFailed(Exception):
@@ -228,7 +229,8 @@ def run_export(
                                f"user '{request.user_id}' has no email address in workspace '{request.workspace_id}'")
 
     if resource is ResourceType.REPORT:
-        written = _write_report(request, engine, job_file, limits, started_at)
+        written = _write_report(request, engine, job_file, limits, started_at,
+                                request.created_at_utc or key_time or started_at)
     else:
         written = _write_rows(request, engine, job_file, status, limits, on_progress, batch_rows, started_at)
     streamed = time.monotonic()
@@ -350,10 +352,13 @@ def _preview_rows(batches: list[pa.RecordBatch]) -> list[dict]:
 
 
 def _write_report(request: ExportRequest, engine: Engine, job_file: JobFile, limits: ExportLimits,
-                  started_at: datetime) -> WrittenFile:
-    """Render the workspace's executive report for the request's period and upload it (shown inline)."""
+                  started_at: datetime, requested_at: datetime) -> WrittenFile:
+    """Render the workspace's executive report for the request's period and upload it (shown inline).
+
+    Without ``to`` the period ends at ``requested_at`` (the request's own moment), never at the run's start.
+    """
     _check_quota(request, job_file.usage, limits)
-    period_end = request.filters.date_to or started_at
+    period_end = request.filters.date_to or requested_at
     period_start = request.filters.date_from or period_end - DEFAULT_REPORT_PERIOD
     key = job_file.key
     report = write_report(engine, job_file.storage, key, request.workspace_id, period_start, period_end, started_at,

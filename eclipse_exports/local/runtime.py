@@ -1,5 +1,5 @@
-"""What ``eclipse-exports dev`` runs: its own Redis and SeaweedFS on free ports, the demo data, ``dagster dev``
-and the Prometheus metrics endpoint, supervised until it stops.
+"""What ``eclipse-exports dev`` runs: its own Redis and SeaweedFS on free ports, the demo data, ``dagster dev``,
+the Celery run workers and the Prometheus metrics endpoint, supervised until it stops.
 
 :func:`run_dev` is the whole command without its command line: it takes the data folder's lock, chooses
 ports, starts or finds Redis and S3, seeds the demo source database on first start, writes the env file
@@ -30,6 +30,7 @@ from eclipse_exports.local.deployment import (
     lock_data_folder,
 )
 from eclipse_exports.local.env_file import write_env_file
+from eclipse_exports.local.run_workers import RunWorkerSupervisor
 from eclipse_exports.local.services import PortTaken, Service, listens, port_open, start_redis, start_seaweedfs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -189,8 +190,9 @@ def start_metrics(say: Say) -> tuple[subprocess.Popen, int]:
 
 
 def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None, scale: str,
-            say: Say) -> None:
-    """Start Redis, S3 and demo data as needed, then ``dagster dev`` in the foreground until it stops.
+            say: Say, run_workers: int = 4) -> None:
+    """Start Redis, S3 and demo data as needed, a group of ``run_workers`` Celery run workers (none for 0), then
+    ``dagster dev`` in the foreground until it stops.
 
     Returns when ``dagster dev`` exits (Ctrl-C, SIGTERM, a crash), after stopping every server it started.
     Raises :class:`DeploymentRefused` when the data folder is taken, a named port is busy, or a named
@@ -205,10 +207,15 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copy(PROJECT_ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
+    # Temporary files of dagster dev, its runs and the servers go to an owner-only folder of the data folder.
+    temporary = settings.data_dir / "tmp"
+    temporary.mkdir(mode=0o700, exist_ok=True)
+    os.environ["TMPDIR"] = str(temporary)
     services: list[Service] = []
     ports: dict[str, int] = {"dagster UI": ui_port}
     dagster: subprocess.Popen | None = None
     metrics: subprocess.Popen | None = None
+    workers: RunWorkerSupervisor | None = None
     try:
         os.environ["ECLIPSE_REDIS_URL"] = ensure_redis(settings, redis_port, services, ports, say)
         ensure_s3(settings, s3_port, services, ports, say)
@@ -217,6 +224,10 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
         ui_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{ui_port}"
         os.environ["ECLIPSE_DAGSTER_URL"] = ui_url
         metrics, ports["prometheus metrics"] = start_metrics(say)
+        if run_workers:
+            workers = RunWorkerSupervisor(run_workers, os.environ["ECLIPSE_REDIS_URL"],
+                                          settings.data_dir / "run-workers.log", say)
+            workers.start()
         written = write_env_file(settings.data_dir, os.environ, ports)
         if ui_note:
             say(f"dagster: {ui_note}")
@@ -232,7 +243,10 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         signal.signal(signal.SIGTERM, lambda *_: dagster.send_signal(signal.SIGINT))
         watch_ui_port(dagster, "127.0.0.1" if host in ("0.0.0.0", "::") else host, ui_port)
-        dagster.wait()
+        while dagster.poll() is None:
+            if workers is not None:
+                workers.check()
+            time.sleep(2)
     except KeyboardInterrupt:
         if dagster is not None:
             dagster.wait()
@@ -243,6 +257,8 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
                 dagster.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 dagster.kill()
+        if workers is not None:
+            workers.stop()
         if metrics is not None and metrics.poll() is None:
             metrics.terminate()
             metrics.wait(timeout=30)

@@ -210,12 +210,17 @@ def take_requests(
     block_ms: int = 0,
     time_budget_seconds: float = 20.0,
     owner: str | Callable[[], str] = DEFAULT_OWNER,
+    max_total_entries: int | None = None,
+    max_accepted: int | None = None,
 ) -> IntakeResult:
-    """Handle up to ``max_entries`` stream entries after ``cursor``; see the module docstring.
+    """Handle stream entries after ``cursor``, read ``max_entries`` at a time; see the module docstring.
 
     ``block_ms`` > 0 waits up to that long for the first entry when the stream
     has nothing new (a long poll, so a request is seen within moments of its
-    XADD). Stops early once ``time_budget_seconds`` are spent. ``owner`` names
+    XADD). Reads further batches at once while the last one was full, until
+    ``max_total_entries`` entries (default: one batch) or ``max_accepted`` accepted requests are handled or
+    ``time_budget_seconds`` are spent: a flood of refusals is worked through in one pass, while the runs
+    one pass asks for stay bounded. ``owner`` names
     the reader (one id per Dagster instance; a callable is asked only when
     there are entries to claim); entries another owner claimed
     are counted in ``taken_elsewhere`` and left to it. Raises only for Redis
@@ -227,11 +232,31 @@ def take_requests(
         floor = client.get(INTAKE_FLOOR_KEY)
         cursor = _text(floor) if floor else START_CURSOR
     result = IntakeResult(cursor=cursor)
-    response = client.xread({REQUEST_STREAM: result.cursor}, count=max_entries, block=block_ms or None)
-    entries = response[0][1] if response else []
-    if entries and callable(owner):
-        owner = owner()
-    intake = _Intake(client, engine, store, owner if isinstance(owner, str) else DEFAULT_OWNER)
+    total = max_total_entries or max_entries
+    intake: _Intake | None = None
+    block = block_ms or None
+    while result.entries < total:
+        count = min(max_entries, total - result.entries)
+        response = client.xread({REQUEST_STREAM: result.cursor}, count=count, block=block)
+        block = None  # only the first read waits
+        entries = response[0][1] if response else []
+        if not entries:
+            break
+        if intake is None:
+            intake = _Intake(client, engine, store, owner() if callable(owner) else owner)
+        stopped = _handle_batch(intake, entries, result, started, time_budget_seconds)
+        if (stopped or len(entries) < count or time.monotonic() - started > time_budget_seconds
+                or (max_accepted is not None and len(result.accepted) >= max_accepted)):
+            break
+    if result.entries:
+        client.eval(_RAISE_FLOOR, 1, INTAKE_FLOOR_KEY, result.cursor)
+    return result
+
+
+def _handle_batch(intake: "_Intake", entries: list, result: IntakeResult, started: float,
+                  time_budget_seconds: float) -> bool:
+    """Handle one read's entries in order, moving ``result.cursor``; ``True`` when the pass must stop here (the
+    source database is unavailable, or the time budget is spent)."""
     for raw_id, fields in entries:
         entry_id = _text(raw_id)
         try:
@@ -241,7 +266,7 @@ def take_requests(
                 result.taken_elsewhere += 1
         except SQLAlchemyError as exc:
             log.warning("source database unavailable; entry %s will be retried: %s", entry_id, redact(str(exc)))
-            break
+            return True
         except redis.RedisError:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad entry must never stop the stream
@@ -252,10 +277,8 @@ def take_requests(
         result.cursor = entry_id
         result.entries += 1
         if time.monotonic() - started > time_budget_seconds:
-            break
-    if result.entries:
-        client.eval(_RAISE_FLOOR, 1, INTAKE_FLOOR_KEY, result.cursor)
-    return result
+            return True
+    return False
 
 
 def _handle_entry(intake: _Intake, entry_id: str, fields: dict, result: IntakeResult) -> None:

@@ -61,6 +61,32 @@ def export_pace_key(resource: str, fmt: str) -> str:
     (rows, streaming seconds, seconds after streaming), newest first, for estimates before a job's first batch."""
     return f"eclipse:exports:metrics:pace:{resource}:{fmt}"
 
+# Celery run workers (eclipse_exports/launchers/): the broker's queues and task results live under this prefix
+# (Celery's global_keyprefix), so they never collide with the request stream or the status hashes.
+RUN_WORKER_PREFIX = "eclipse:exports:run-workers:"
+RUN_WORKER_NODES = "eclipse:exports:run-workers:nodes"
+"""Hash worker node name → JSON ``{"queues": [...], "concurrency": n, "pid": n, "host": h, "at": epoch}``: each
+worker group's parent refreshes its entry every few seconds (a stale entry is a dead group)."""
+
+
+def run_worker_queue_key(queue: str) -> str:
+    """The Redis list Celery's broker keeps queue ``queue``'s waiting tasks in (what an autoscaler watches)."""
+    return f"{RUN_WORKER_PREFIX}{queue}"
+
+
+def run_claim_key(run_id: str, attempt: int = 0) -> str:
+    """Which delivery of run ``run_id``'s task (``attempt`` 0 = launch, n = n-th resume) executes it."""
+    return f"{RUN_WORKER_PREFIX}claim:{run_id}:{attempt}"
+
+
+def run_heartbeat_key(run_id: str) -> str:
+    """JSON ``{"node", "pid", "at"}`` of the child executing run ``run_id``, expiring unless refreshed."""
+    return f"{RUN_WORKER_PREFIX}heartbeat:{run_id}"
+
+
+def run_cancel_key(run_id: str) -> str:
+    """Present while an operator's terminate of run ``run_id`` waits for its worker to stop it."""
+    return f"{RUN_WORKER_PREFIX}cancel:{run_id}"
 
 def audit_stream_key(workspace_id: str) -> str:
     """``eclipse:exports:audit:{workspaceId}`` — the write-ahead stream of the workspace's export audit trail:

@@ -15,8 +15,10 @@ result".
 
 A tick long-polls the stream (``ECLIPSE_SENSOR_LONG_POLL_MS``, default 3500 ms,
 short enough to end before the next 5 s evaluation) so a request XADDed between ticks is seen at once rather than at the
-next 5-second evaluation; work per tick is capped (200 entries, 20 s), far
-inside Dagster's 60 s sensor timeout.
+next 5-second evaluation. A tick reads 200 entries at a time and goes on reading while reads come back full,
+so a flood of refused entries is worked through at the intake's own speed rather than 200 per tick; it stops at
+5,000 entries, 200 accepted requests (the runs the daemon creates after the tick) or 15 s, far inside Dagster's
+60 s sensor timeout.
 """
 
 import os
@@ -44,8 +46,10 @@ from eclipse_exports.partitions import workspace_partitions
 from eclipse_exports.queue.intake import Refusal, take_requests
 from eclipse_exports.resources import RedisResource, SourceDatabaseResource
 
-MAX_ENTRIES_PER_TICK = 200
-TICK_TIME_BUDGET_SECONDS = 20.0
+MAX_ENTRIES_PER_TICK = 200  # per read; a tick reads on while reads come back full
+MAX_ENTRIES_PER_TICK_TOTAL = 5000
+MAX_RUNS_PER_TICK = 200  # each RunRequest becomes a run the daemon creates after the tick
+TICK_TIME_BUDGET_SECONDS = 15.0
 REFUSALS_IN_SKIP_REASON = 10
 INTAKE_OWNER_KEY = "eclipse/intake_owner"
 _owners: dict[str, str] = {}
@@ -117,6 +121,8 @@ def export_request_sensor(
             block_ms=long_poll_ms(),
             time_budget_seconds=TICK_TIME_BUDGET_SECONDS,
             owner=lambda: intake_owner(context.instance),
+            max_total_entries=MAX_ENTRIES_PER_TICK_TOTAL,
+            max_accepted=MAX_RUNS_PER_TICK,
         )
     except RedisError as exc:
         # Nothing is lost: the cursor stays, so the next tick reads the same entries again.

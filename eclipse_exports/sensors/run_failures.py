@@ -19,7 +19,14 @@ Dagster abandons the retry).
 
 import re
 
-from dagster import DagsterEventType, DagsterInstance, DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    run_failure_sensor,
+)
 
 from eclipse_exports.assets.exports import ERROR_CODE_TAG, RUN_TAG_PREFIX, export_request_of_run
 from eclipse_exports.config import known_secrets, redact
@@ -32,6 +39,7 @@ from eclipse_exports.retention.leftovers import discard_job_files
 _SIGNAL = re.compile(r"terminated by signal (\d+) \((\w+)\)")
 _EXIT_CODE = re.compile(r"unexpectedly exited with code (-?\d+)")
 _NOTHING_KEPT = "its partial file was removed. Request the export again."
+_NO_WORKER = re.compile(r"no run worker is consuming queue \S+")  # launchers/celery.py
 _START_TIMEOUT = re.compile(r"taking longer than (\d+) seconds to start")
 # Dagster's own tag (dagster._core.storage.tags.WILL_RETRY_TAG), set on a failed run when run retries are on.
 WILL_RETRY_TAG = "dagster/will_retry"
@@ -45,6 +53,8 @@ def worker_death_cause(failure_message: str, engine_messages: list[str]) -> str 
     worker's exit there: "…terminated by signal 9 (SIGKILL)" or "…exited with code N").
     """
     for message in engine_messages:
+        if match := _NO_WORKER.search(message):
+            return f"the export run could not start: {match.group(0)}"
         if match := _SIGNAL.search(message):
             number, name = match.groups()
             why = " — it was killed, often because the machine ran out of memory" if number == "9" else ""
@@ -87,6 +97,34 @@ def failure_cause(context: RunFailureSensorContext) -> str:
     return redact("; ".join(causes), known_secrets())
 
 
+def discard_leftovers(context: RunStatusSensorContext, job_id: str, redis: RedisResource,
+                      storage: ExportStorageResource) -> bool:
+    """Remove the ended run's incomplete upload and any file it completed; ``False`` when the job is left alone
+    (completed, or another run of it took over), so its status must not change either."""
+    run = context.dagster_run
+    workspace_id = run.tags.get(f"{RUN_TAG_PREFIX}workspace_id") or run.tags.get("dagster/partition")
+    files = storage.get_storage()
+    try:
+        request, key_time = export_request_of_run(run, context.instance)
+        expected_key = job_file_key(files, request, key_time) if key_time else None
+    except (KeyError, ValueError):
+        expected_key = None
+    if not workspace_id:
+        return True
+    try:
+        discarded = discard_job_files(files, redis.get_client(), job_id, workspace_id, run.run_id, expected_key)
+        if discarded.skipped:
+            context.log.info(f"{job_id}: left alone, {discarded.skipped}")
+            return False
+        if discarded.uploads_aborted or discarded.files_deleted:
+            context.log.info(f"{job_id}: aborted {discarded.uploads_aborted} incomplete upload(s), deleted "
+                             f"{discarded.files_deleted} file(s) of the ended run")
+    except Exception as exc:  # noqa: BLE001 - the hourly clean-up removes what is left; the status still matters
+        context.log.warning(f"{job_id}: leftovers not removed now (the clean-up will): "
+                            f"{redact(str(exc), known_secrets())}")
+    return True
+
+
 @run_failure_sensor(
     name="export_run_failure_sensor",
     default_status=DefaultSensorStatus.RUNNING,
@@ -98,27 +136,8 @@ def export_run_failure_sensor(context: RunFailureSensorContext, redis: RedisReso
                               storage: ExportStorageResource) -> None:
     run = context.dagster_run
     job_id = run.tags.get(f"{RUN_TAG_PREFIX}job_id")
-    if not job_id:
+    if not job_id or not discard_leftovers(context, job_id, redis, storage):
         return
-    workspace_id = run.tags.get(f"{RUN_TAG_PREFIX}workspace_id") or run.tags.get("dagster/partition")
-    files = storage.get_storage()
-    try:
-        request, key_time = export_request_of_run(run, context.instance)
-        expected_key = job_file_key(files, request, key_time) if key_time else None
-    except (KeyError, ValueError):
-        expected_key = None
-    if workspace_id:
-        try:
-            discarded = discard_job_files(files, redis.get_client(), job_id, workspace_id, run.run_id, expected_key)
-            if discarded.skipped:
-                context.log.info(f"{job_id}: left alone, {discarded.skipped}")
-                return
-            if discarded.uploads_aborted or discarded.files_deleted:
-                context.log.info(f"{job_id}: aborted {discarded.uploads_aborted} incomplete upload(s), deleted "
-                                 f"{discarded.files_deleted} file(s) of the failed run")
-        except Exception as exc:  # noqa: BLE001 - the hourly clean-up removes what is left; the status still matters
-            context.log.warning(f"{job_id}: leftovers not removed now (the clean-up will): "
-                                f"{redact(str(exc), known_secrets())}")
     store = redis.get_status_store()
     if store.status(job_id) in TERMINAL_STATUSES:
         return

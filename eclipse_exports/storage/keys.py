@@ -2,7 +2,7 @@
 
 Keys follow the interface (docs/interface.md) under the configured prefix:
 ``{prefix}/workspaces/{workspaceId}/exports/{YYYYMMDDTHHMMSSZ}-{resourceType}-{id}.{ext}`` and
-``{prefix}/workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html`` and
+``{prefix}/workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html`` (and ``.pdf`` beside it) and
 ``{prefix}/workspaces/{workspaceId}/audit/{YYYY-MM-DD}.jsonl.gz`` (the export audit trail's daily archive).
 Ids are checked against the id pattern before they reach a key, so
 no request value can climb out of its workspace's prefix; :meth:`ObjectKeys.parse_key`
@@ -25,7 +25,8 @@ _EXPORT_NAME = re.compile(
     + r")-(?P<job>[A-Za-z0-9_-]{1,64})"
     r"\.(?P<ext>" + "|".join(re.escape(e) for e in EXPORT_EXTENSIONS) + ")"
 )
-_REPORT_NAME = re.compile(r"(?P<week>\d{4}-\d{2}-\d{2})-executive-report\.html")
+REPORT_EXTENSIONS = ("html", "pdf")
+_REPORT_NAME = re.compile(r"(?P<week>\d{4}-\d{2}-\d{2})-executive-report\.(?:html|pdf)")
 _AUDIT_NAME = re.compile(r"(?P<day>\d{4}-\d{2}-\d{2})\.jsonl\.gz")
 # Anything that could walk out of a prefix or be read differently by S3 and by us.
 _UNSAFE_KEY = re.compile(r"(^|/)\.{1,2}(/|$)|//|\\|[\x00-\x1f\x7f]")
@@ -107,9 +108,11 @@ class ObjectKeys:
         name = f"{stamp}-{ResourceType(resource).value}-{_checked_id('job id', job_id)}.{extension}"
         return self.workspace_prefix(workspace_id) + "exports/" + name
 
-    def report_key(self, workspace_id: str, week_start: date) -> str:
-        """Object key of a scheduled weekly executive report."""
-        return self.workspace_prefix(workspace_id) + f"reports/{week_start.isoformat()}-executive-report.html"
+    def report_key(self, workspace_id: str, week_start: date, extension: str = "html") -> str:
+        """Object key of a scheduled weekly executive report: its page (``html``) or its PDF (``pdf``)."""
+        if extension not in REPORT_EXTENSIONS:
+            raise ValueError(f"unknown report file extension {extension!r}")
+        return self.workspace_prefix(workspace_id) + f"reports/{week_start.isoformat()}-executive-report.{extension}"
 
     def audit_prefix(self, workspace_id: str) -> str:
         """``{prefix}/workspaces/{workspaceId}/audit/`` — the daily archives of the workspace's export audit trail."""

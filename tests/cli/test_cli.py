@@ -261,6 +261,14 @@ def test_report_url_links_a_weekly_report_and_names_a_missing_one(env, storage):
     missing = cli(env, "report-url", "ws_a", "2026-11-16")
     assert missing.exit_code == 2 and "no executive report of 'ws_a' for the week of 2026-11-16" in missing.stderr
     assert cli(env, "report-url", "ws_a", "last week").exit_code == 2
+    no_pdf = cli(env, "report-url", "ws_a", "2026-11-26", "--pdf")
+    assert no_pdf.exit_code == 2 and "no executive report PDF of 'ws_a'" in no_pdf.stderr
+    storage.client.put_object(Bucket=storage.bucket, Key=storage.report_key("ws_a", date(2026, 11, 23), "pdf"),
+                              Body=b"%PDF-1.7 r", ContentType="application/pdf")
+    pdf = cli(env, "report-url", "ws_a", "2026-11-23", "--pdf")
+    assert pdf.exit_code == 0, pdf.output
+    response = urllib.request.urlopen(pdf.stdout.strip())
+    assert response.read() == b"%PDF-1.7 r" and response.headers["Content-Type"] == "application/pdf"
 
 
 def test_status_shows_the_place_in_the_queue_then_a_counting_down_eta(env, redis_client):

@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, text
 from eclipse_exports.source.demo_data import load_demo_data
 from tests.conftest import _fresh_database
 from tests.readback import read_rows
+from tests.run_workers import RunWorkerGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -52,6 +53,7 @@ def deployment(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
         "ECLIPSE_S3_BUCKET": bucket,
         "AWS_ENDPOINT_URL": s3_endpoint,
         "ECLIPSE_SENSOR_LONG_POLL_MS": "4000",
+        "ECLIPSE_RUN_QUEUE": f"runs-{home.name}",
     }
     from eclipse_exports.storage.client import make_s3_client
 
@@ -61,7 +63,9 @@ def deployment(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
         [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    workers = RunWorkerGroup(env, home / "workers.log", concurrency=2).start()
     yield {"home": home, "database_url": database_url, "redis_url": redis_url}
+    workers.stop()
     os.killpg(daemon.pid, signal.SIGTERM)
     try:
         daemon.wait(timeout=30)

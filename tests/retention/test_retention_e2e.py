@@ -29,6 +29,7 @@ from sqlalchemy import create_engine
 from eclipse_exports.local.services import free_port
 from eclipse_exports.source.demo_data import load_demo_data
 from eclipse_exports.storage.client import ExportStorage, make_s3_client
+from tests.run_workers import RunWorkerGroup
 from tests.s3_fault_proxy import S3FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +67,8 @@ def live(tmp_path_factory, redis_url, s3_endpoint):
            "ECLIPSE_REDIS_URL": own_redis, "ECLIPSE_S3_BUCKET": BUCKET, "AWS_ENDPOINT_URL": proxy.url,
            "ECLIPSE_SENSOR_LONG_POLL_MS": "1000", "ECLIPSE_PURGE_INTERVAL_SECONDS": "5",
            # No scheduled clean-up during the test: moto dates every upload 2010, so it would abort live ones.
-           "ECLIPSE_CLEANUP_CRON": "0 0 1 1 *"}
+           "ECLIPSE_CLEANUP_CRON": "0 0 1 1 *", "ECLIPSE_RUN_QUEUE": f"runs-{home.name}"}
+    workers = RunWorkerGroup(env, home / "workers.log", concurrency=2).start(wait=False)
     log = open(home / "dagster-dev.log", "wb")
     dev = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
                             "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env, stdout=log,
@@ -79,6 +81,7 @@ def live(tmp_path_factory, redis_url, s3_endpoint):
         yield {"url": url, "home": home, "source": source, "proxy": proxy, "redis": client, "dev": dev,
                "storage": ExportStorage(make_s3_client(s3_endpoint), BUCKET)}
     finally:
+        workers.stop()
         os.killpg(dev.pid, signal.SIGINT)  # dagster dev stops its daemon and code server cleanly on SIGINT
         try:
             dev.wait(timeout=60)
