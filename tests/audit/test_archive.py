@@ -145,6 +145,11 @@ def test_purge_and_retention_keep_the_trail_and_archives_expire_on_their_own_sch
     assert [a.day for a in list_archives(storage, WS)] == [D1, D2, D3]
     purged = [e for e in AuditTrail(redis_client).entries(WS) if e.event == "purged"]
     assert len(purged) == 1 and purged[0].details["files"] == 1 and purged[0].actor == "system:retention"
+    from eclipse_exports.retention.cleanup import run_cleanup
+    from eclipse_exports.retention.policy import RetentionPolicy
+
+    summary = run_cleanup(storage, redis_client, RetentionPolicy(), as_of=datetime.now(UTC) + timedelta(days=365))
+    assert summary.files_removed == 0 and [a.day for a in list_archives(storage, WS)] == [D1, D2, D3]
     later = NOW + timedelta(days=2)
     result = archiver(storage, redis_client, retention_days=2).archive(WS, later.date(), now=later)
     assert result.expired == [D1, D2, D3]  # older than two days before Nov 7

@@ -12,7 +12,7 @@ import pytest
 from eclipse_exports.audit.archive import AuditArchiver
 from eclipse_exports.audit.signing import load_private_key
 from eclipse_exports.audit.trail import AuditTrail, millis
-from eclipse_exports.models import ExportRequest
+from eclipse_exports.models import ErrorCode, ExportRequest
 from eclipse_exports.queue.keys import audit_stream_key
 from eclipse_exports.queue.status import JobStatusStore
 from tests.cli.test_cli import cli
@@ -83,3 +83,18 @@ def test_bad_arguments_get_one_line(env):
     nowhere = cli(env, "audit", "archive", "--workspace", "ws_acme", "--day", TODAY.isoformat(), "--dagster-url",
                   "http://127.0.0.1:9")
     assert nowhere.exit_code == 2 and "cannot reach the Dagster webserver at http://127.0.0.1:9" in nowhere.stderr
+
+
+def test_a_retry_is_recorded_on_the_job_it_retries(env, redis_client):
+    store = JobStatusStore(redis_client)
+    request = ExportRequest.from_payload(json.dumps({"id": "job-failed", "workspaceId": "ws_acme",
+                                                     "userId": "usr_acme_owner", "resourceType": "alerts",
+                                                     "format": "csv"}))
+    store.queued(request, datetime.now(UTC))
+    store.failed("job-failed", ErrorCode.EXPORT_FAILED, "S3 was down", datetime.now(UTC))
+    retried = cli(env, "retry", "job-failed")
+    assert retried.exit_code == 0, retried.output
+    trail = [json.loads(line) for line in cli(env, "audit", "--workspace", "ws_acme", "--json").stdout.splitlines()]
+    assert [(e["jobId"], e["event"]) for e in trail] == [("job-failed", "requested"), ("job-failed", "failed"),
+                                                          ("job-failed", "retried")]
+    assert trail[-1]["details"] == {"newJobId": retried.stdout.strip()} and trail[-1]["actor"] == "system:cli"

@@ -190,8 +190,8 @@ def test_a_burst_survives_the_whole_deployment_being_killed_again_and_again(depl
         dev.start()
     final = wait_for_terminal(client, requests, timeout=1500)
     drained = time.monotonic() - started
-    figures = assert_exactly_once(deployment, [dev.instance()], requests, final)
     assert_audit_trail_complete(client, requests)
+    figures = assert_exactly_once(deployment, [dev.instance()], requests, final)
     print(f"\ncrash test: {count} requests, kills: {', '.join(kills)}; {figures}; duplicates 0, losses 0; "
           f"drained in {drained:.0f} s")
 

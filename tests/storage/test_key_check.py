@@ -4,6 +4,8 @@ import urllib.request
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eclipse_exports.config import Settings
 from eclipse_exports.storage.client import ExportStorage, make_s3_client, storage_from_settings
@@ -104,3 +106,17 @@ def test_plain_http_is_refused_outside_loopback_unless_the_operator_opts_out(tmp
                                                        "ECLIPSE_S3_SSE": "aws:kms",
                                                        "ECLIPSE_S3_SSE_KMS_KEY_ID": "k-1"}))
     assert allowed.sse == ServerSideEncryption("aws:kms", "k-1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab_/.\\-%2F\n", max_size=60))
+def test_no_key_that_passes_the_check_leaves_its_workspace(suffix):
+    key = "tenant-files/workspaces/ws_acme/" + suffix
+    try:
+        parsed = KEYS.check_key(key, "ws_acme", project_key=False)
+    except KeyRefused:
+        return
+    segments = key.split("/")
+    assert key.startswith("tenant-files/workspaces/ws_acme/") and ".." not in segments and "." not in segments
+    assert "" not in segments[:-1] and "\\" not in key and "\n" not in key
+    assert parsed is None or parsed.workspace_id == "ws_acme"
