@@ -248,8 +248,13 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
                 workers.check()
             time.sleep(2)
     except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches dagster too (one process group): let it stop by itself. A `kill -INT`
+        # of this process alone does not; after a short wait the `finally` below passes the signal on.
         if dagster is not None:
-            dagster.wait()
+            try:
+                dagster.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
     finally:
         if dagster is not None and dagster.poll() is None:
             dagster.send_signal(signal.SIGINT)
