@@ -11,7 +11,29 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# Settings fields read from a variable other than ECLIPSE_{FIELD} (for naming it in an error).
+_OTHER_VARIABLES = {"s3_endpoint_url": "AWS_ENDPOINT_URL"}
+_OVERRIDES = "ECLIPSE_WORKSPACE_QUOTA_OVERRIDES"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class SettingsError(ValueError):
+    """A setting's value is not usable; the message names the variable, its value and what it must be."""
+
+
+def flag(env: Mapping[str, str], variable: str, default: bool) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off (any case), ``default`` when unset or empty.
+
+    Raises :class:`SettingsError` for anything else (a typo must not silently mean yes).
+    """
+    text = (env.get(variable) or "").strip().lower()
+    if not text:
+        return default
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise SettingsError(f"{variable}={env.get(variable)!r}: must be one of {', '.join(_TRUE + _FALSE)}")
 
 
 def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
@@ -46,6 +68,8 @@ class Settings(BaseModel):
     reports_per_run: int = Field(20, gt=0, le=500, description="Executive reports one Dagster run renders.")
     report_cron: str = Field("0 6 * * 1", description="Cron (UTC) of the weekly executive reports.")
     report_pdf: bool = Field(True, description="Whether the weekly report is also stored and mailed as a PDF.")
+    sensor_long_poll_ms: int = Field(3500, ge=0, le=10_000, description="How long a request-sensor tick waits "
+                                                                         "for a new request (milliseconds).")
     brief_backlog_growth_percent: float = Field(5.0, gt=0, description="Backlog growth the brief calls out.")
     brief_success_rate_percent: float = Field(60.0, ge=0, le=100, description="Takedown success rate under which "
                                               "the brief calls it out.")
@@ -74,10 +98,20 @@ class Settings(BaseModel):
         """Read the interface's environment variables, applying the interface's defaults.
 
         ``ECLIPSE_DATA_DIR`` (default ``./.local``) locates the default SQLite
-        file. Raises ``pydantic.ValidationError`` for a non-numeric or
-        non-positive number, ``ValueError`` for a malformed ``ECLIPSE_WORKSPACE_QUOTA_OVERRIDES``.
+        file. Raises :class:`SettingsError` (a ``ValueError``) naming the variable for a non-numeric or
+        out-of-range number, an unknown choice or yes/no value, or a malformed ``ECLIPSE_WORKSPACE_QUOTA_OVERRIDES``.
         """
         env = os.environ if env is None else env
+        try:
+            return cls._from_env(env)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first.get("loc") else "?"
+            variable = _OTHER_VARIABLES.get(field, f"ECLIPSE_{field.upper()}")
+            raise SettingsError(f"{variable}={env.get(variable)!r}: {first['msg']}") from None
+
+    @classmethod
+    def _from_env(cls, env: Mapping[str, str]) -> "Settings":
         data_dir = data_dir_from_env(env)
         return cls(
             data_dir=data_dir,
@@ -95,7 +129,7 @@ class Settings(BaseModel):
             report_retention_days=env.get("ECLIPSE_REPORT_RETENTION_DAYS") or 90,
             reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
             report_cron=env.get("ECLIPSE_REPORT_CRON") or "0 6 * * 1",
-            report_pdf=(env.get("ECLIPSE_REPORT_PDF") or "true").strip().lower() not in ("0", "false", "no", "off"),
+            report_pdf=flag(env, "ECLIPSE_REPORT_PDF", True),
             brief_backlog_growth_percent=env.get("ECLIPSE_BRIEF_BACKLOG_GROWTH_PERCENT") or 5.0,
             brief_success_rate_percent=env.get("ECLIPSE_BRIEF_SUCCESS_RATE_PERCENT") or 60.0,
             brief_success_drop_points=env.get("ECLIPSE_BRIEF_SUCCESS_DROP_POINTS") or 5.0,
@@ -105,17 +139,18 @@ class Settings(BaseModel):
             queue_failure_alert_percent=env.get("ECLIPSE_QUEUE_FAILURE_ALERT_PERCENT") or 10.0,
             s3_sse=env.get("ECLIPSE_S3_SSE") or "AES256",
             s3_sse_kms_key_id=env.get("ECLIPSE_S3_SSE_KMS_KEY_ID") or None,
-            allow_plain_http=(env.get("ECLIPSE_ALLOW_PLAIN_HTTP") or "").strip().lower() in ("1", "true", "yes"),
+            allow_plain_http=flag(env, "ECLIPSE_ALLOW_PLAIN_HTTP", False),
             audit_signing_key=env.get("ECLIPSE_AUDIT_SIGNING_KEY") or None,
             audit_retention_days=env.get("ECLIPSE_AUDIT_RETENTION_DAYS") or 400,
             run_history_days=env.get("ECLIPSE_RUN_HISTORY_DAYS") or 30,
+            sensor_long_poll_ms=env.get("ECLIPSE_SENSOR_LONG_POLL_MS") or 3500,
         )
 
 
 def parse_quota_overrides(text: str) -> dict[str, int]:
     """Parse ``ws_a=10737418240,ws_b=1_073_741_824`` into ``{workspace id: bytes}``.
 
-    Empty text gives ``{}``. Raises ``ValueError`` naming the bad entry for a
+    Empty text gives ``{}``. Raises :class:`SettingsError` (a ``ValueError``) naming the bad entry for a
     malformed pair, an id outside the pattern of docs/interface.md or a non-positive size.
     """
     from eclipse_exports.models import ID_RE  # the request models cost a CLI command ~0.1 s it may not need
@@ -126,13 +161,14 @@ def parse_quota_overrides(text: str) -> dict[str, int]:
             continue
         workspace_id, sep, size = (p.strip() for p in entry.partition("="))
         if not sep or not ID_RE.fullmatch(workspace_id):
-            raise ValueError(f"quota override {entry!r} is not 'workspaceId=bytes'")
+            raise SettingsError(f"{_OVERRIDES}: quota override {entry!r} is not 'workspaceId=bytes'")
         try:
             quota = int(size)
         except ValueError:
-            raise ValueError(f"quota override {entry!r}: {size!r} is not a whole number of bytes") from None
+            raise SettingsError(f"{_OVERRIDES}: quota override {entry!r}: {size!r} is not a whole number of bytes") \
+                from None
         if quota <= 0:
-            raise ValueError(f"quota override {entry!r}: the quota must be positive")
+            raise SettingsError(f"{_OVERRIDES}: quota override {entry!r}: the quota must be positive")
         overrides[workspace_id] = quota
     return overrides
 

@@ -228,11 +228,20 @@ class ExportRequest(_Strict):
         return self.created_at
 
 
+# Dates a request may name: periods and file names are computed from them (a week either side, a key's
+# timestamp), so years 1 and 9999 would overflow at run time instead of failing here.
+EARLIEST_DATE, LATEST_DATE = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _to_utc(value: datetime) -> datetime:
+    out_of_range = ValueError(f"date must be from {EARLIEST_DATE:%Y-%m-%d} to before {LATEST_DATE:%Y-%m-%d} (UTC)")
     try:
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("date is out of range once converted to UTC") from None
+        raise out_of_range from None
+    if not EARLIEST_DATE <= value < LATEST_DATE:
+        raise out_of_range
+    return value
 
 
 class InvalidRequest(ValueError):

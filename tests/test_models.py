@@ -94,3 +94,15 @@ def test_extension_includes_gzip():
 def test_empty_filter_lists_are_refused_not_read_as_match_nothing():
     with pytest.raises(InvalidRequest, match="filters.severity: List should have at least 1 item"):
         parse(filters={"severity": []})
+
+
+@pytest.mark.parametrize("field, value", [("from", "9999-12-24T00:00:00Z"), ("to", "9999-12-31T23:59:59-05:00"),
+                                          ("from", "0001-01-01T00:00:00+05:00"), ("from", "1969-12-31T23:59:59Z")])
+def test_dates_a_period_cannot_be_computed_from_are_refused_at_intake(field, value):
+    """A report a week either side of year 9999 overflowed at run time (and was retried); refuse it up front."""
+    payload = {"id": "far", "workspaceId": "ws_a", "userId": "u_a", "resourceType": "report", "format": "html",
+               "filters": {field: value}}
+    with pytest.raises(InvalidRequest, match="date must be from 1970-01-01 to before 2100-01-01"):
+        ExportRequest.from_payload(json.dumps(payload))
+    with pytest.raises(InvalidRequest, match="createdAt"):
+        ExportRequest.from_payload(json.dumps({**payload, "filters": {}, "createdAt": value}))

@@ -81,6 +81,12 @@ class ExportFiltersConfig(Config):
     brand: list[str] | None = None
     date_from: str | None = Field(None, description="inclusive lower bound, e.g. 2026-11-01T00:00:00Z")
     date_to: str | None = Field(None, description="exclusive upper bound")
+    action: list[str] | None = Field(None, description="audit_logs: dotted verbs or prefix.* forms")
+    actor: list[str] | None = Field(None, description="audit_logs: user ids of the actors")
+
+
+# Config field → the interface's filter name, where they differ (every other field has the interface's name).
+_FILTER_NAMES = {"date_from": "from", "date_to": "to"}
 
 
 class ExportOptionsConfig(Config):
@@ -111,11 +117,8 @@ class ExportConfig(Config):
             job_id=request.id,
             user_id=request.user_id,
             format=request.format.value,
-            filters=ExportFiltersConfig(
-                severity=f.severity, status=f.status, brand=f.brand,
-                date_from=f.date_from.isoformat() if f.date_from else None,
-                date_to=f.date_to.isoformat() if f.date_to else None,
-            ),
+            # Every filter the request model has, by its field name (a filter left out here is silently dropped).
+            filters=ExportFiltersConfig(**f.model_dump(mode="json", exclude_none=True)),
             options=ExportOptionsConfig(compression=o.compression, excel_compatible=o.excel_compatible),
             delivery=request.delivery,
             created_at=request.created_at.isoformat() if request.created_at else None,
@@ -135,9 +138,7 @@ class ExportConfig(Config):
 
     def to_request(self, resource: ResourceType, workspace_id: str, run_id: str) -> ExportRequest:
         """Validate this config as a the interface's request. Raises :class:`InvalidRequest`."""
-        filters = {k: v for k, v in {
-            "severity": self.filters.severity, "status": self.filters.status, "brand": self.filters.brand,
-            "from": self.filters.date_from, "to": self.filters.date_to}.items() if v is not None}
+        filters = {_FILTER_NAMES.get(k, k): v for k, v in self.filters.model_dump().items() if v is not None}
         payload = {
             "id": self.job_id or f"dagster-{run_id}",
             "workspaceId": workspace_id,

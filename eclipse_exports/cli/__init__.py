@@ -57,6 +57,22 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.lazy_commands)
 
+    def invoke(self, ctx: click.Context):
+        """Run the command; an error no command foresaw is one line (exit 1), its traceback only with
+        ``ECLIPSE_DEBUG=1``: a command-line tool answers bad input with a message, never a Python traceback."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence of every command
+            if os.environ.get("ECLIPSE_DEBUG") == "1":
+                raise
+            from eclipse_exports.config import redact
+
+            message = redact(" ".join(str(exc).split()))[:500]
+            click.echo(f"Error: {type(exc).__name__}: {message} (ECLIPSE_DEBUG=1 shows the traceback)", err=True)
+            ctx.exit(1)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.lazy_commands:
             return None

@@ -44,9 +44,12 @@ def fail(message: str) -> NoReturn:
 
 def settings() -> "Settings":
     """The deployment's settings from the environment (the env file already applied)."""
-    from eclipse_exports.config import Settings
+    from eclipse_exports.config import Settings, SettingsError
 
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        fail(f"bad setting: {exc}")
 
 
 def store(current: "Settings") -> "JobStatusStore":

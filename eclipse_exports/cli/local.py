@@ -39,10 +39,13 @@ def dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None
       ECLIPSE_DATA_DIR=/tmp/mine eclipse-exports dev --host 0.0.0.0
       source .local/env.sh && eclipse-exports jobs --workspace ws_acme    # in a second shell
     """
+    from eclipse_exports.config import SettingsError
     from eclipse_exports.local.deployment import DeploymentRefused
     from eclipse_exports.local.runtime import run_dev
 
     try:
         run_dev(port, host, redis_port, s3_port, scale, click.echo, run_workers=run_workers)
+    except SettingsError as exc:
+        common.fail(f"bad setting: {exc}")
     except DeploymentRefused as exc:
         common.fail(str(exc))

@@ -15,11 +15,12 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from eclipse_exports.config import Settings, redact
+from eclipse_exports.config import Settings, SettingsError, redact
 from eclipse_exports.local.deployment import (
     DEFAULT_METRICS_PORT,
     DEFAULT_REDIS_PORT,
@@ -189,6 +190,17 @@ def start_metrics(say: Say) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
+def check_code_location() -> None:
+    """Load the code location here first, as the code server will: a setting it refuses (a bad cron, say) stops
+    ``dev`` with one line instead of a UI that shows a broken location. Raises :class:`DeploymentRefused`."""
+    try:
+        with warnings.catch_warnings():  # Dagster's beta/preview notes belong to the code server's log
+            warnings.simplefilter("ignore")
+            import eclipse_exports.definitions  # noqa: F401 - loading it is the check
+    except (ValueError, SettingsError) as exc:
+        raise DeploymentRefused(f"the code location does not load: {exc}") from None
+
+
 def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | None, scale: str,
             say: Say, run_workers: int = 4) -> None:
     """Start Redis, S3 and demo data as needed, a group of ``run_workers`` Celery run workers (none for 0), then
@@ -199,6 +211,7 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
     service cannot be used.
     """
     settings = Settings.from_env()
+    check_code_location()
     lock = lock_data_folder(settings.data_dir)  # noqa: F841 - held open for the life of the process
     ui_port, ui_note = choose_port("the Dagster UI", port, DEFAULT_UI_PORT, host=host, hint=" with --port")
     os.environ["ECLIPSE_DATA_DIR"] = str(settings.data_dir)
@@ -248,8 +261,13 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
                 workers.check()
             time.sleep(2)
     except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches dagster too (one process group): let it stop by itself. A `kill -INT`
+        # of this process alone does not; after a short wait the `finally` below passes the signal on.
         if dagster is not None:
-            dagster.wait()
+            try:
+                dagster.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
     finally:
         if dagster is not None and dagster.poll() is None:
             dagster.send_signal(signal.SIGINT)

@@ -172,6 +172,7 @@ def _claimed_id(payload: bytes | None) -> str | None:
 class _Intake:
     def __init__(self, client: redis.Redis, engine: Engine, store: JobStatusStore, owner: str) -> None:
         self.client, self.engine, self.store, self.owner = client, engine, store, owner
+        self.last_dead_lettered: str | None = None  # the entry last copied to the dead letters (never twice)
 
     def claim_entry(self, entry_id: str) -> bool:
         """Whether this owner handles the entry: it claimed it now, or before (a re-read after a crash)."""
@@ -187,6 +188,7 @@ class _Intake:
             text = _text(name)
             letter[f"original:{text}" if text in DEAD_LETTER_FIELDS else name] = value
         self.client.xadd(DEAD_LETTER_STREAM, letter)
+        self.last_dead_lettered = entry_id
 
     def refuse(self, result: IntakeResult, refusal: Refusal) -> None:
         """Record one refused entry in ``result`` and count it by code (``eclipse_exports_rejections_total``)."""
@@ -267,6 +269,16 @@ def _handle_batch(intake: "_Intake", entries: list, result: IntakeResult, starte
         except SQLAlchemyError as exc:
             log.warning("source database unavailable; entry %s will be retried: %s", entry_id, redact(str(exc)))
             return True
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            # A key of this entry's job holds another type (written by hand or by another program): Redis is fine,
+            # this one entry cannot be recorded. Refuse it alone, kept in the dead letters, and go on.
+            reason = redact(f"a Redis key of this request's job holds a value of the wrong type ({exc}); the request "
+                            "was not taken: remove that key (eclipse:exports:job:<id>) and send the request again")
+            if intake.last_dead_lettered != entry_id:
+                intake.dead_letter(entry_id, fields, reason, ErrorCode.INVALID_REQUEST.value)
+            intake.refuse(result, Refusal(entry_id, None, ErrorCode.INVALID_REQUEST.value, reason, True))
         except redis.RedisError:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad entry must never stop the stream

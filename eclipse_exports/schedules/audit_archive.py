@@ -1,6 +1,7 @@
 """``export_audit_archive_schedule``: each day at 00:30 UTC (``ECLIPSE_AUDIT_ARCHIVE_CRON``), yesterday's
 ``export_audit_archive`` partition of every workspace, each its own run with a stable run key, so a tick
-evaluated twice archives nothing twice (a complete day never changes anyway)."""
+evaluated twice archives nothing twice (a complete day never changes anyway). For the same reason it needs no
+catch-up guard (``cron_guard``): the tick a cron change makes up names a day whose run key already ran."""
 
 import os
 from datetime import timedelta
@@ -15,13 +16,15 @@ from dagster import (
 )
 
 from eclipse_exports.jobs import export_audit_archive_job
+from eclipse_exports.schedules.cron_guard import checked_cron
 
 DEFAULT_AUDIT_ARCHIVE_CRON = "30 0 * * *"
 
 
 def audit_archive_cron() -> str:
     """``ECLIPSE_AUDIT_ARCHIVE_CRON``, default daily at 00:30 UTC."""
-    return os.environ.get("ECLIPSE_AUDIT_ARCHIVE_CRON") or DEFAULT_AUDIT_ARCHIVE_CRON
+    return checked_cron("ECLIPSE_AUDIT_ARCHIVE_CRON",
+                        os.environ.get("ECLIPSE_AUDIT_ARCHIVE_CRON") or DEFAULT_AUDIT_ARCHIVE_CRON)
 
 
 @schedule(

@@ -21,7 +21,6 @@ so a flood of refused entries is worked through at the intake's own speed rather
 60 s sensor timeout.
 """
 
-import os
 import uuid
 from datetime import datetime
 
@@ -38,7 +37,7 @@ from dagster import (
 from redis.exceptions import RedisError
 
 from eclipse_exports.assets.exports import ExportConfig, run_tags
-from eclipse_exports.config import known_secrets, redact
+from eclipse_exports.config import Settings, known_secrets, redact
 from eclipse_exports.exports import summary as export_summary
 from eclipse_exports.jobs import EXPORT_JOBS, export_job_name
 from eclipse_exports.models import ExportRequest
@@ -57,7 +56,7 @@ _owners: dict[str, str] = {}
 
 def long_poll_ms() -> int:
     """How long a tick waits for the first new entry, in milliseconds (0 = no wait)."""
-    return max(0, min(int(os.environ.get("ECLIPSE_SENSOR_LONG_POLL_MS", "3500")), 10_000))
+    return Settings.from_env().sensor_long_poll_ms
 
 
 def intake_owner(instance: DagsterInstance) -> str:

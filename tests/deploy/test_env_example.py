@@ -13,7 +13,8 @@ from eclipse_exports.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "eclipse-exports.env.example"
 READ_IN_PYTHON = re.compile(r"""(?:environ|env)\.get\(\s*["']([A-Z][A-Z0-9_]+)["']"""
-                            r"""|environ\[["']([A-Z][A-Z0-9_]+)["']\](?!\s*=[^=])""")
+                            r"""|environ\[["']([A-Z][A-Z0-9_]+)["']\](?!\s*=[^=])"""
+                            r"""|flag\(\s*\w+,\s*["']([A-Z][A-Z0-9_]+)["']""")  # config.flag: yes/no settings
 ENV_IN_YAML = re.compile(r"\{env: ([A-Z][A-Z0-9_]+)\}")
 READ_IN_SHELL = re.compile(r"\$\{?([A-Z][A-Z0-9_]+)")
 # Read by the code but not the operator's to set: boto3's older alias, and what `eclipse-exports dev` sets for
@@ -30,7 +31,7 @@ def listed() -> set[str]:
 def read_by_the_code() -> set[str]:
     names: set[str] = set()
     for path in (ROOT / "eclipse_exports").rglob("*.py"):
-        names |= {a or b for a, b in READ_IN_PYTHON.findall(path.read_text())}
+        names |= {next(g for g in groups if g) for groups in READ_IN_PYTHON.findall(path.read_text())}
     for name in ("dagster.yaml", "workspace.yaml"):
         names |= set(ENV_IN_YAML.findall((ROOT / "deploy" / name).read_text()))
     script = (ROOT / "deploy" / "dagster-service.sh").read_text()

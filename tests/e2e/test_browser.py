@@ -51,6 +51,13 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.fixture(scope="module")
 def product(tmp_path_factory):
     data = tmp_path_factory.mktemp("product")
@@ -68,14 +75,18 @@ def product(tmp_path_factory):
         yield {"data": data, "ui": f"http://127.0.0.1:{ui}", "env": env, "log": log}
     finally:
         family = psutil.Process(dev.pid).children(recursive=True) if dev.poll() is None else []
-        dev.send_signal(signal.SIGTERM)
+        # Stopped as docs/local.md says, `kill -INT PID`: the signal reaches `dev` alone, not its process group.
+        dev.send_signal(signal.SIGINT)
         try:
-            dev.wait(timeout=90)
+            dev.wait(timeout=120)
         except subprocess.TimeoutExpired:
             dev.kill()
-        for process in family:
-            if process.is_running():
-                process.kill()
+        time.sleep(2)
+        left = [p for p in family if _alive(p)]
+        for process in left:
+            process.kill()
+        assert dev.returncode is not None and dev.returncode != -signal.SIGKILL, "`dev` ignored SIGINT"
+        assert not left, f"left running after `dev` stopped: {[p.pid for p in left]}"
 
 
 def shell(product, command: str, timeout: float = 60) -> subprocess.CompletedProcess:

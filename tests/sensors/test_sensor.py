@@ -339,3 +339,22 @@ def test_valid_requests_wait_while_the_source_database_is_down_and_go_on_after(t
         assert redis_client.xlen(DEAD_LETTER_STREAM) == 0
     finally:
         service.stop()
+
+
+def test_a_job_key_of_the_wrong_type_refuses_that_entry_alone_and_intake_goes_on(tick, redis_client):
+    """The web app can write the job keys: a string where the status hash belongs must not stop the stream."""
+    redis_client.set(job_status_key("wrongtype"), "i am a string")
+    redis_client.set(job_status_key("wrongtype-bad"), "me too")
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("wrongtype")})
+    redis_client.xadd(REQUEST_STREAM, {"payload": payload("wrongtype-bad", fmt="xlsx")})
+    last = redis_client.xadd(REQUEST_STREAM, {"payload": payload("after")})
+    result = tick()
+    assert [r.run_key for r in result.run_requests] == ["after"] and result.cursor == last.decode()
+    assert status(redis_client, "after")["status"] == "queued"
+    assert redis_client.get(job_status_key("wrongtype")) == b"i am a string"  # nothing of theirs overwritten
+    letters = dead_letters(redis_client)
+    assert [letter["payload"] for letter in letters] == [payload("wrongtype").encode(),
+                                                          payload("wrongtype-bad", fmt="xlsx").encode()]
+    assert b"wrong type" in letters[0]["reason"] and b"format" in letters[1]["reason"]  # its own reason, once
+    again = tick(result.cursor)
+    assert again.run_requests == [] and len(dead_letters(redis_client)) == 2

@@ -1,0 +1,19 @@
+"""An error no command foresaw is one line and exit 1, never a traceback (ECLIPSE_DEBUG=1 shows it)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXPORTS = Path(sys.executable).parent / "eclipse-exports"
+
+
+def test_an_unforeseen_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECLIPSE_")}
+    env["ECLIPSE_DATA_DIR"] = str(tmp_path)
+    args = [str(EXPORTS), "cleanup", "--as-of", "0001-01-01T00:00:00+05:00", "--dry-run"]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: OverflowError: ")
+    debug = subprocess.run(args, env={**env, "ECLIPSE_DEBUG": "1"}, capture_output=True, text=True, timeout=120)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
