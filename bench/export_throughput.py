@@ -1,10 +1,11 @@
 """Export throughput and memory on PostgreSQL, side by side with COPY and with naive pandas.
 
-    .venv/bin/python bench/export_throughput.py [--rows 1000000]
+    .venv/bin/python bench/export_throughput.py [--rows 1000000] [--resource alerts|audit_logs]
 
 Starts its own PostgreSQL cluster, Redis and SeaweedFS (S3) in a temporary
-folder, seeds ``--rows`` alerts for one workspace, then runs each variant in
-a fresh child process, all uploading to the same S3 endpoint:
+folder, seeds ``--rows`` alerts (or audit log rows, ``--resource audit_logs``, with a JSON ``details``
+object each) for one workspace, then runs each variant in
+a fresh child process, all uploading to the same S3 endpoint (with SSE-S3, the default):
 
 - ``copy``: the baseline, ``COPY (SELECT ...) TO STDOUT WITH CSV HEADER``
   streamed into an S3 multipart upload;
@@ -35,6 +36,27 @@ BASELINE_SQL = (
     "FROM alerts a LEFT JOIN brands b ON b.id = a.brand_id WHERE a.workspace_id = 'ws_bench' "
     "ORDER BY a.detected_at, a.id"
 )
+AUDIT_BASELINE_SQL = (
+    "SELECT l.id, to_char(l.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS occurred_at, "
+    "u.email AS actor_email, l.action, l.target_type, l.target_id, l.ip_address, l.user_agent, l.details "
+    "FROM audit_logs l LEFT JOIN users u ON u.id = l.actor_id WHERE l.workspace_id = 'ws_bench' "
+    "ORDER BY l.occurred_at, l.id"
+)
+AUDIT_SEED_SQL = """
+INSERT INTO audit_logs (id, workspace_id, actor_id, action, target_type, target_id, ip_address, user_agent, details,
+                        occurred_at)
+SELECT 'aud_' || lpad(g::text, 9, '0'), 'ws_bench', CASE WHEN g % 10 = 0 THEN NULL ELSE 'usr_bench' END,
+  (ARRAY['alert.acknowledged','infringement.status_changed','action.created','member.added','auth.login',
+         'export.requested'])[1 + g % 6],
+  (ARRAY['alert','infringement','action','user','user','export'])[1 + g % 6],
+  'tgt_' || substr(md5(g::text), 1, 12),
+  CASE WHEN g % 10 = 0 THEN NULL ELSE '198.51.100.' || (1 + g % 254) END,
+  CASE WHEN g % 10 = 0 THEN NULL WHEN g % 97 = 0 THEN '=cmd|calc' ELSE
+    'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0' END,
+  '{"from": "open", "to": "in_review", "note": "' || substr(md5((g * 3)::text), 1, 16) || '", "n": ' || g || '}',
+  timestamptz '2026-08-01 00:00:00+00' + (g % 7776000) * interval '1 second'
+FROM generate_series(:first, :last) AS g
+"""
 SEED_SQL = """
 INSERT INTO alerts (id, workspace_id, brand_id, title, url, severity, status, detected_at, monitor_source)
 SELECT 'alt_' || lpad(g::text, 9, '0'), 'ws_bench', CASE WHEN g % 3 = 0 THEN 'br_2' ELSE 'br_1' END,
@@ -51,7 +73,7 @@ FROM generate_series(:first, :last) AS g
 """
 
 
-def seed(database_url: str, rows: int) -> float:
+def seed(database_url: str, rows: int, resource: str = "alerts") -> float:
     from sqlalchemy import create_engine, text
 
     from eclipse_exports.source.demo_data import create_schema
@@ -67,9 +89,10 @@ def seed(database_url: str, rows: int) -> float:
     step = 1_000_000
     for first in range(1, rows + 1, step):
         with engine.begin() as conn:
-            conn.execute(text(SEED_SQL), {"first": first, "last": min(rows, first + step - 1)})
+            conn.execute(text(AUDIT_SEED_SQL if resource == "audit_logs" else SEED_SQL),
+                         {"first": first, "last": min(rows, first + step - 1)})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE alerts"))
+        conn.execute(text(f"VACUUM ANALYZE {resource}"))
     engine.dispose()
     return time.monotonic() - started
 
@@ -88,10 +111,13 @@ def child(variant: str, env: dict) -> dict:
         dsn = env["database_url"].replace("postgresql+psycopg2://", "postgresql://")
         conn = psycopg2.connect(dsn)
         key = f"bench/{job}.csv"
+        baseline = AUDIT_BASELINE_SQL if env["resource"] == "audit_logs" else BASELINE_SQL
         with storage.open_upload(key, "text/csv") as upload:
-            conn.cursor().copy_expert(f"COPY ({BASELINE_SQL}) TO STDOUT WITH CSV HEADER", upload)
+            conn.cursor().copy_expert(f"COPY ({baseline}) TO STDOUT WITH CSV HEADER", upload)
         return {"seconds": time.monotonic() - started, "bytes": upload.bytes_written, "rows": None}
     if variant == "pandas":
+        if env["resource"] != "alerts":
+            raise SystemExit("the pandas variant reads alerts only")
         import io
 
         import pandas as pd
@@ -115,7 +141,7 @@ def child(variant: str, env: dict) -> dict:
 
     started = time.monotonic()
     request = ExportRequest.from_payload(json.dumps({"id": job, "workspaceId": WORKSPACE, "userId": "usr_bench",
-                                                     "resourceType": "alerts", "format": variant}))
+                                                     "resourceType": env["resource"], "format": variant}))
     result = run_export(request, engine=source_engine(env["database_url"]), storage=storage,
                         status=JobStatusStore(redis.Redis.from_url(env["redis_url"])),
                         limits=ExportLimits(), run_id="bench")
@@ -144,6 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--resource", choices=["alerts", "audit_logs"], default="alerts")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--env", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -172,24 +199,27 @@ def main() -> None:
                     break
                 except Exception:  # noqa: BLE001 - SeaweedFS is still starting
                     time.sleep(0.5)
-            seconds = seed(postgres.url, args.rows)
-            print(f"seeded {args.rows:,} alerts in {seconds:.1f}s; machine: {os.cpu_count()} CPUs, "
+            seconds = seed(postgres.url, args.rows, args.resource)
+            print(f"seeded {args.rows:,} {args.resource} rows in {seconds:.1f}s; machine: {os.cpu_count()} CPUs, "
                   f"Python {sys.version.split()[0]}")
             env = {"database_url": postgres.url, "redis_url": redis_service.url, "endpoint": s3.url,
-                   "bucket": "bench"}
-            results = {v: run_child(v, env) for v in args.variants.split(",")}
+                   "bucket": "bench", "resource": args.resource}
+            results = {}
+            for variant in args.variants.split(","):
+                results[variant] = run_child(variant, env)
+                results[variant]["load"] = os.getloadavg()[0]
         finally:
             for service in reversed(services):
                 service.stop()
     base = results.get("copy")
-    print(f"\n{'variant':<10}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'MB out':>10}{'peak RSS MB':>13}"
-          f"{'vs COPY':>9}")
+    print(f"\n{args.resource}: {'variant':<10}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'MB out':>10}"
+          f"{'peak RSS MB':>13}{'vs COPY':>9}{'load 1m':>9}")
     for variant, r in results.items():
         rows = r["rows"] if r["rows"] is not None else args.rows
         rate = rows / r["seconds"]
         ratio = f"{rate / (args.rows / base['seconds']):.2f}x" if base else "-"
-        print(f"{variant:<10}{rows:>12,}{r['seconds']:>10.2f}{rate:>12,.0f}{r['bytes'] / 1e6:>10.1f}"
-              f"{r['peak_rss_mb']:>13.0f}{ratio:>9}")
+        print(f"{' ' * (len(args.resource) + 2)}{variant:<10}{rows:>12,}{r['seconds']:>10.2f}{rate:>12,.0f}"
+              f"{r['bytes'] / 1e6:>10.1f}{r['peak_rss_mb']:>13.0f}{ratio:>9}{r['load']:>9.2f}")
     print(f"(peak RSS of this parent process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 

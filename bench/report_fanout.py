@@ -21,7 +21,12 @@ CPU seconds the product's processes used (sampled, so a process ending
 between samples loses at most 0.25 s). ``--reports-per-run 1`` shows the one-run-per-
 report baseline. Figures taken while other work loads the machine are not final.
 
+The PDF beside each report is on by default (``ECLIPSE_REPORT_PDF``);
+``--no-pdf`` measures the HTML alone. The runs carry the schedule's tags, so
+each report is mailed once, as the weekly schedule's are.
+
     .venv/bin/python bench/report_fanout.py --workspaces 200
+    .venv/bin/python bench/report_fanout.py --workspaces 200 --no-pdf
     .venv/bin/python bench/report_fanout.py --workspaces 40 --reports-per-run 1
 """
 
@@ -42,6 +47,7 @@ from pathlib import Path
 import psutil
 from aiosmtpd.controller import Controller
 from dagster import AssetKey, DagsterInstance, RunsFilter, build_schedule_context
+from dagster._core.test_utils import freeze_time
 from sqlalchemy import create_engine
 
 from eclipse_exports.local.services import free_port, start_redis, wait_for_port
@@ -116,13 +122,16 @@ def launch_via_schedule(home: Path, database_url: str, url: str) -> int:
     """Evaluate the schedule for its latest tick and launch each run request through the webserver."""
     from eclipse_exports.resources import SourceDatabaseResource
     from eclipse_exports.schedules import executive_report_schedule
+    from eclipse_exports.schedules.executive_report import SCHEDULE_NAME
 
-    with DagsterInstance.from_config(str(home)) as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=latest_tick(datetime.now(UTC)),
+    tick = latest_tick(datetime.now(UTC))
+    with DagsterInstance.from_config(str(home)) as instance, freeze_time(tick + timedelta(seconds=5)):
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick,
                                          resources={"source_db": SourceDatabaseResource(url=database_url)})
-        requests = executive_report_schedule(context)
+        requests = executive_report_schedule(context)  # evaluated as on time: the daemon would run this tick
     for request in requests:
-        tags = {**request.tags, "dagster/run_key": request.run_key}
+        tags = {**request.tags, "dagster/run_key": request.run_key, "dagster/schedule_name": SCHEDULE_NAME,
+                ".dagster/scheduled_execution_time": tick.isoformat()}
         if request.partition_key:
             tags["dagster/partition"] = request.partition_key
         result = graphql(url, LAUNCH_RUN, {"p": {
@@ -141,6 +150,7 @@ def main() -> None:
     parser.add_argument("--via", choices=["schedule", "backfill"], default="schedule")
     parser.add_argument("--scale", default="small", help="demo-data scale (generated workspaces get 1%% each)")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="ECLIPSE_REPORT_PDF=false: HTML only")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="report-fanout-"))
@@ -167,7 +177,7 @@ def main() -> None:
                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "AWS_ACCESS_KEY_ID": "bench",
                "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1",
                "ECLIPSE_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
-               "ECLIPSE_REPORTS_PER_RUN": str(args.reports_per_run)}
+               "ECLIPSE_REPORTS_PER_RUN": str(args.reports_per_run), "ECLIPSE_REPORT_PDF": str(args.pdf).lower()}
         dev = subprocess.Popen([str(BIN / "eclipse-exports"), "dev", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=open(work / "dev.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         processes.append(dev)
@@ -226,7 +236,8 @@ def main() -> None:
     total = last_report - launched
     running = last_report - (first_start or launched)
     result = {
-        "workspaces": wanted, "reports_per_run": args.reports_per_run, "via": args.via, "runs": len(runs),
+        "workspaces": wanted, "reports_per_run": args.reports_per_run, "via": args.via, "pdf": args.pdf,
+        "runs": len(runs),
         "runs_failed": sum(r.status.value != "SUCCESS" for r in runs), "seconds_from_launch": round(total, 1),
         "seconds_from_first_run_start": round(running, 1),
         "reports_per_minute_from_launch": round(wanted / total * 60, 1),
@@ -236,7 +247,8 @@ def main() -> None:
         "cpu_seconds_product": round(sum(sampler.cpu.values()), 1),
         "load_average_before_after": [round(load_before, 2), round(load_after, 2)], "cpus": os.cpu_count(),
     }
-    print(f"\nexecutive_report fan-out: {wanted} workspaces × 1 week, {args.reports_per_run} per run, via {args.via}")
+    print(f"\nexecutive_report fan-out: {wanted} workspaces × 1 week, {args.reports_per_run} per run, via {args.via}, "
+          f"PDF {'on' if args.pdf else 'off'}")
     print(f"  runs                      {result['runs']} ({result['runs_failed']} failed)")
     print(f"  reports/min from launch   {result['reports_per_minute_from_launch']:>8} ({total:.0f} s)")
     print(f"  reports/min from 1st run  {result['reports_per_minute_from_first_run_start']:>8} ({running:.0f} s)")

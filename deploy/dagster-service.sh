@@ -27,6 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$DAGSTER_HOME"
+# Owner-only staging folders for compute logs and temporary files: nothing of the product's lands in /tmp.
+export DAGSTER_COMPUTE_LOGS_DIR="${DAGSTER_COMPUTE_LOGS_DIR:-$DAGSTER_HOME/compute-logs}"
+export TMPDIR="$DAGSTER_HOME/tmp"
+mkdir -p "$DAGSTER_COMPUTE_LOGS_DIR" "$TMPDIR"
+chmod 700 "$DAGSTER_COMPUTE_LOGS_DIR" "$TMPDIR"
+# TLS to Dagster's PostgreSQL unless the environment chooses a mode (libpq reads PGSSLMODE).
+export PGSSLMODE="${PGSSLMODE:-require}"
 # Atomic, as the three processes may start at once.
 cp "$DEPLOY_DIR/dagster.yaml" "$DAGSTER_HOME/.dagster.yaml.$$"
 mv -f "$DAGSTER_HOME/.dagster.yaml.$$" "$DAGSTER_HOME/dagster.yaml"

@@ -44,10 +44,30 @@ class Settings(BaseModel):
     smtp_url: str | None = None
     report_retention_days: int = Field(90, gt=0)
     reports_per_run: int = Field(20, gt=0, le=500, description="Executive reports one Dagster run renders.")
+    report_cron: str = Field("0 6 * * 1", description="Cron (UTC) of the weekly executive reports.")
+    report_pdf: bool = Field(True, description="Whether the weekly report is also stored and mailed as a PDF.")
+    brief_backlog_growth_percent: float = Field(5.0, gt=0, description="Backlog growth the brief calls out.")
+    brief_success_rate_percent: float = Field(60.0, ge=0, le=100, description="Takedown success rate under which "
+                                              "the brief calls it out.")
+    brief_success_drop_points: float = Field(5.0, gt=0, description="Fall of the success rate, in percentage "
+                                             "points, the brief calls out.")
+    brief_critical_rise_percent: float = Field(20.0, gt=0, description="Rise of new critical alerts the brief "
+                                               "calls out.")
+    brief_oldest_open_days: int = Field(30, gt=0, description="Age of the oldest open infringement the brief "
+                                        "calls out.")
     queue_lag_alert_seconds: int = Field(300, gt=0, description="Oldest unread request age that fails the queue "
                                                                 "check (a warning; an error past twice it).")
     queue_failure_alert_percent: float = Field(10.0, gt=0, le=100, description="Share of the last hour's "
                                                "finished jobs that may fail before the failure check warns.")
+    s3_sse: str = Field("AES256", pattern=r"^(AES256|aws:kms|none)$",
+                        description="Server-side encryption of every object written: AES256, aws:kms or none.")
+    s3_sse_kms_key_id: str | None = Field(None, description="KMS key (id, ARN or alias) with s3_sse=aws:kms.")
+    allow_plain_http: bool = Field(False, description="Accept an http:// S3 endpoint outside 127.0.0.1.")
+    audit_signing_key: str | None = Field(None, repr=False, description="Ed25519 private key (PEM) that signs "
+                                          "the audit archives; unset: a generated key in the data folder.")
+    audit_retention_days: int = Field(400, gt=0, description="How long a day's audit archive lives.")
+    run_history_days: int = Field(30, gt=0, description="Days Dagster keeps finished runs, their event logs and "
+                                                        "compute logs (dagster_history_cleanup_job).")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -74,8 +94,21 @@ class Settings(BaseModel):
             smtp_url=env.get("ECLIPSE_SMTP_URL") or None,
             report_retention_days=env.get("ECLIPSE_REPORT_RETENTION_DAYS") or 90,
             reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
+            report_cron=env.get("ECLIPSE_REPORT_CRON") or "0 6 * * 1",
+            report_pdf=(env.get("ECLIPSE_REPORT_PDF") or "true").strip().lower() not in ("0", "false", "no", "off"),
+            brief_backlog_growth_percent=env.get("ECLIPSE_BRIEF_BACKLOG_GROWTH_PERCENT") or 5.0,
+            brief_success_rate_percent=env.get("ECLIPSE_BRIEF_SUCCESS_RATE_PERCENT") or 60.0,
+            brief_success_drop_points=env.get("ECLIPSE_BRIEF_SUCCESS_DROP_POINTS") or 5.0,
+            brief_critical_rise_percent=env.get("ECLIPSE_BRIEF_CRITICAL_RISE_PERCENT") or 20.0,
+            brief_oldest_open_days=env.get("ECLIPSE_BRIEF_OLDEST_OPEN_DAYS") or 30,
             queue_lag_alert_seconds=env.get("ECLIPSE_QUEUE_LAG_ALERT_SECONDS") or 300,
             queue_failure_alert_percent=env.get("ECLIPSE_QUEUE_FAILURE_ALERT_PERCENT") or 10.0,
+            s3_sse=env.get("ECLIPSE_S3_SSE") or "AES256",
+            s3_sse_kms_key_id=env.get("ECLIPSE_S3_SSE_KMS_KEY_ID") or None,
+            allow_plain_http=(env.get("ECLIPSE_ALLOW_PLAIN_HTTP") or "").strip().lower() in ("1", "true", "yes"),
+            audit_signing_key=env.get("ECLIPSE_AUDIT_SIGNING_KEY") or None,
+            audit_retention_days=env.get("ECLIPSE_AUDIT_RETENTION_DAYS") or 400,
+            run_history_days=env.get("ECLIPSE_RUN_HISTORY_DAYS") or 30,
         )
 
 
@@ -125,7 +158,7 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
-SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ECLIPSE_AUDIT_SIGNING_KEY")
 URL_VARIABLES = ("ECLIPSE_DATABASE_URL", "ECLIPSE_REDIS_URL", "ECLIPSE_SMTP_URL")
 
 

@@ -1,6 +1,7 @@
 """Dagster jobs, all run in-process: one asset job per exported resource (launched by the request sensor),
-``executive_report_job`` (launched by ``executive_report_schedule``) and ``export_cleanup_job``, the
-retention clean-up ``export_cleanup_schedule`` runs.
+``executive_report_job`` (launched by ``executive_report_schedule``), ``export_cleanup_job``, the
+retention clean-up ``export_cleanup_schedule`` runs, and ``dagster_history_cleanup_job``, the pruning of
+Dagster's own run history ``dagster_history_cleanup_schedule`` runs daily.
 
 The in-process executor keeps a one-step run to a single process
 (about half the start-up time and memory of the multiprocess executor).
@@ -24,12 +25,15 @@ from dagster import (
 )
 from pydantic import Field
 
+from eclipse_exports.config import Settings
 from eclipse_exports.models import ResourceType
 from eclipse_exports.resources import ExportLimitsResource, ExportStorageResource, RedisResource
+from eclipse_exports.resources.run_history import InstanceRunHistory
 from eclipse_exports.retention.cleanup import run_cleanup
+from eclipse_exports.retention.history import HistorySummary, prune_run_history
 from eclipse_exports.retention.summary import CleanupSummary
 
-EXPORT_RESOURCES = (ResourceType.ALERTS, ResourceType.INFRINGEMENTS, ResourceType.ACTIONS, ResourceType.REPORT)
+EXPORT_RESOURCES = tuple(ResourceType)
 MAX_TABLE_ROWS = 500
 # Dagster's run-retry strategy tag (dagster._core.storage.tags.RETRY_STRATEGY_TAG). An export run is one step;
 # the default FROM_FAILURE finds nothing to re-run when a worker died after its step succeeded (file stored,
@@ -53,6 +57,13 @@ EXPORT_JOBS = {
     )
     for resource in EXPORT_RESOURCES
 }
+
+export_audit_archive_job = define_asset_job(
+    name="export_audit_archive_job",
+    selection=AssetSelection.assets("export_audit_archive"),
+    executor_def=in_process_executor,
+    description="Archives one workspace's export audit trail of one day (export_audit_archive).",
+)
 
 executive_report_job = define_asset_job(
     name="executive_report_job",
@@ -119,3 +130,50 @@ def export_cleanup(context: OpExecutionContext, config: CleanupConfig, redis: Re
      description="The retention clean-up (see eclipse_exports/retention/cleanup.py), run by export_cleanup_schedule.")
 def export_cleanup_job() -> None:
     export_cleanup()
+
+
+class HistoryCleanupConfig(Config):
+    """Run config of ``dagster_history_cleanup_job``."""
+
+    as_of: str | None = Field(None, description="judge ages as of this ISO-8601 moment (default: now)")
+    days: int | None = Field(None, gt=0, description="keep this many days (default: ECLIPSE_RUN_HISTORY_DAYS)")
+    dry_run: bool = Field(False, description="count only; delete nothing")
+
+
+def history_metadata(summary: HistorySummary) -> dict:
+    """The history pass's summary as Dagster metadata."""
+    metadata: dict = {
+        "as_of": summary.as_of.isoformat(),
+        "cutoff": summary.cutoff.isoformat(),
+        "dry_run": summary.dry_run,
+        "runs_examined": MetadataValue.int(summary.runs_examined),
+        "runs_deleted": MetadataValue.int(summary.runs_deleted),
+        "runs_protected": MetadataValue.int(summary.runs_protected),
+        "log_objects_deleted": MetadataValue.int(summary.log_objects_deleted),
+        "staging_dirs_removed": MetadataValue.int(summary.staging_dirs_removed),
+        "seconds": MetadataValue.float(round(summary.seconds, 2)),
+    }
+    if summary.errors:
+        metadata["errors"] = MetadataValue.md("\n".join(f"- {e}" for e in summary.errors))
+    return metadata
+
+
+@op(name="dagster_history_cleanup", description="Deletes finished runs older than ECLIPSE_RUN_HISTORY_DAYS with "
+                                                "their event logs and compute logs (never this run's own).")
+def dagster_history_cleanup(context: OpExecutionContext, config: HistoryCleanupConfig) -> None:
+    as_of = datetime.fromisoformat(config.as_of).astimezone(UTC) if config.as_of else datetime.now(UTC)
+    days = config.days or Settings.from_env().run_history_days
+    summary = prune_run_history(InstanceRunHistory(context.instance), as_of, days, dry_run=config.dry_run)
+    context.log.info(summary.render())
+    metadata = history_metadata(summary)
+    if not summary.ok:
+        raise Failure(description=f"{summary.error_count} deletions failed; the next run retries them",
+                      metadata=metadata, allow_retries=False)
+    context.add_output_metadata(metadata)
+
+
+@job(name="dagster_history_cleanup_job", executor_def=in_process_executor,
+     description="Prunes Dagster's own history (eclipse_exports/retention/history.py), run by "
+                 "dagster_history_cleanup_schedule.")
+def dagster_history_cleanup_job() -> None:
+    dagster_history_cleanup()

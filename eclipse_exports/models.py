@@ -34,6 +34,8 @@ class ResourceType(StrEnum):
     ALERTS = "alerts"
     INFRINGEMENTS = "infringements"
     ACTIONS = "actions"
+    AUDIT_LOGS = "audit_logs"
+    EXPORT_AUDIT = "export_audit"
     REPORT = "report"
 
 
@@ -78,11 +80,16 @@ STATUS_VOCABULARY: dict[ResourceType, tuple[str, ...]] = {
     ResourceType.ACTIONS: ("pending", "in_progress", "completed", "failed"),
 }
 DATA_FORMATS = (ExportFormat.CSV, ExportFormat.JSON, ExportFormat.JSONL, ExportFormat.PARQUET)
+AUDIT_RESOURCES = frozenset({ResourceType.AUDIT_LOGS, ResourceType.EXPORT_AUDIT})
+"""Resources only owners and admins may export."""
+# A dotted verb (`alert.acknowledged`) or a prefix of one followed by `.*` (`member.*`).
+ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?$"
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, strict=True)]
 Severity = Literal["low", "medium", "high", "critical"]
 # No NUL: PostgreSQL text cannot hold it, so such a filter value could never match anything.
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$", strict=True)]
+AuditAction = Annotated[str, StringConstraints(max_length=200, pattern=ACTION_PATTERN, strict=True)]
 
 
 class _Strict(BaseModel):
@@ -95,7 +102,9 @@ class _Strict(BaseModel):
 class ExportFilters(_Strict):
     """Optional row filters; ``from`` is inclusive and ``to`` exclusive, both with an offset.
 
-    Dates filter ``detected_at`` (alerts, infringements) or ``created_at`` (actions).
+    Dates filter ``detected_at`` (alerts, infringements), ``created_at`` (actions), ``occurred_at``
+    (audit_logs) or the entry's time (export_audit). ``action`` (dotted verbs, or ``prefix.*``) and ``actor``
+    (user ids) filter audit_logs only.
     """
 
     severity: list[Severity] | None = Field(None, min_length=1, max_length=MAX_FILTER_VALUES)
@@ -103,6 +112,8 @@ class ExportFilters(_Strict):
     brand: list[ShortText] | None = Field(None, min_length=1, max_length=MAX_FILTER_VALUES)
     date_from: AwareDatetime | None = Field(None, alias="from")
     date_to: AwareDatetime | None = Field(None, alias="to")
+    action: list[AuditAction] | None = Field(None, min_length=1, max_length=MAX_FILTER_VALUES)
+    actor: list[Identifier] | None = Field(None, min_length=1, max_length=MAX_FILTER_VALUES)
 
     @field_validator("date_from", "date_to")
     @classmethod
@@ -160,6 +171,10 @@ class ExportRequest(_Strict):
             for name in ("severity", "brand"):
                 if getattr(f, name) is not None:
                     raise ValueError(f"filter '{name}' applies to alerts and infringements only")
+        if resource is not ResourceType.AUDIT_LOGS:
+            for name in ("action", "actor"):
+                if getattr(f, name) is not None:
+                    raise ValueError(f"filter '{name}' applies to audit_logs only")
         if f.status is not None:
             allowed = STATUS_VOCABULARY.get(resource)
             if allowed is None:

@@ -50,7 +50,8 @@ def test_schema_uses_contract_field_names_and_identifies_itself():
     assert schema["required"] == ["id", "workspaceId", "userId", "resourceType", "format"]
     assert schema["additionalProperties"] is False
     defs = schema["$defs"]
-    assert set(defs["ExportFilters"]["properties"]) == {"severity", "status", "brand", "from", "to"}
+    assert set(defs["ExportFilters"]["properties"]) == {"severity", "status", "brand", "from", "to",
+                                                                "action", "actor"}
     assert set(defs["ExportOptions"]["properties"]) == {"compression", "excelCompatible"}
     assert defs["ExportFilters"]["additionalProperties"] is False
     assert defs["ExportOptions"]["additionalProperties"] is False
@@ -80,6 +81,9 @@ GOOD = {
     "explicit nulls in filters": _with(filters={"severity": None, "brand": None}),
     "200-char brand": _with(filters={"brand": ["b" * 200]}),
     "100 brands": _with(filters={"brand": [f"b{i}" for i in range(100)]}),
+    "audit logs by verb, prefix and actor": _with(resourceType="audit_logs", format="parquet", filters={
+        "action": ["alert.acknowledged", "member.*"], "actor": ["usr_acme_owner"], "from": "2026-11-01T00:00:00Z"}),
+    "export audit as jsonl": _with(resourceType="export_audit", format="jsonl"),
 }
 
 BAD_PER_FIELD = {
@@ -106,6 +110,10 @@ BAD_PER_FIELD = {
     "201-char brand": _with(filters={"brand": ["b" * 201]}),
     "101 brands": _with(filters={"brand": [f"b{i}" for i in range(101)]}),
     "brand as number": _with(filters={"brand": [7]}),
+    "capitalised verb": _with(resourceType="audit_logs", filters={"action": ["Member.added"]}),
+    "wildcard inside a verb": _with(resourceType="audit_logs", filters={"action": ["member.*.added"]}),
+    "bare wildcard": _with(resourceType="audit_logs", filters={"action": ["*"]}),
+    "actor outside the id pattern": _with(resourceType="audit_logs", filters={"actor": ["../usr"]}),
     "unknown filter": _with(filters={"workspaceId": "ws_b"}),
     "excelCompatible as string": _with(options={"excelCompatible": "true"}),
     "excelCompatible as number": _with(options={"excelCompatible": 1}),
@@ -129,6 +137,9 @@ BAD_CROSS_FIELD_ONLY = {
     "from not before to": _with(filters={"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}),
     "gzip parquet": _with(format="parquet", options={"compression": "gzip"}),
     "excelCompatible json": _with(format="json", options={"excelCompatible": True}),
+    "action filter on alerts": _with(filters={"action": ["alert.acknowledged"]}),
+    "actor filter on export_audit": _with(resourceType="export_audit", filters={"actor": ["usr_acme_owner"]}),
+    "status filter on audit_logs": _with(resourceType="audit_logs", filters={"status": ["new"]}),
 }
 
 

@@ -18,12 +18,19 @@ only the partitions this run (or the run it retries) has not materialized, so
 nobody is mailed twice. An SMTP failure never fails the step: the report is
 kept and ``report_delivered`` fails on that partition with the cause.
 
+Who is mailed (mail once): a run of ``executive_report_schedule`` (or its
+retry) mails a partition unless a materialization of it already mailed
+someone (``mailed_to`` > 0), so a cron change or a tick evaluated again never
+mails a week twice; a backfill, a manual materialization or a re-execution
+re-renders and mails only when asked, with the run tag ``eclipse/email=true``
+(``report-backfill --email``); ``eclipse/email=false`` never mails.
+
 Each stored report is read back and verified (``checks/file_checks.py``:
 ``file_intact`` and ``rows_complete``, per partition) before it is mailed; one
 that fails is recorded with its failed checks, not mailed, and fails the step.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dagster import (
     AssetCheckEvaluation,
@@ -68,6 +75,42 @@ REPORTS_PER_RUN = Settings.from_env().reports_per_run
 RETRY_POLICY = RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL)
 # Dagster 1.13's tags on a run re-executed from (asset) failure.
 RESUME_TAGS = ("dagster/is_resume_retry", "dagster/is_asset_resume_retry")
+EMAIL_TAG = "eclipse/email"
+SCHEDULE_NAME, SCHEDULE_NAME_TAG, PARENT_RUN_TAG = "executive_report_schedule", "dagster/schedule_name", \
+    "dagster/parent_run_id"
+
+
+def mail_policy(tags: dict[str, str]) -> str:
+    """``always`` (asked: ``eclipse/email=true``), ``never`` (``eclipse/email=false``, or a run no schedule
+    launched and nobody asked to mail), or ``once`` (a run of the weekly schedule, or its automatic retry)."""
+    asked = tags.get(EMAIL_TAG, "").strip().lower()
+    if asked in ("true", "false"):
+        return "always" if asked == "true" else "never"
+    if tags.get(SCHEDULE_NAME_TAG) == SCHEDULE_NAME and (PARENT_RUN_TAG not in tags or tags.get(
+            "dagster/retry_number") or any(tags.get(tag) == "true" for tag in RESUME_TAGS)):
+        return "once"
+    return "never"
+
+
+def _mail(context: AssetExecutionContext, policy: str, key: str,
+          deliver: Callable[[], DeliveryOutcome]) -> DeliveryOutcome:
+    """Mail partition ``key``'s report by ``deliver`` when ``policy`` says so; else the outcome saying why not."""
+    if policy == "never":
+        return DeliveryOutcome(DeliveryStatus.NOT_ASKED)
+    if policy == "once" and _mailed_before(context, key):
+        return DeliveryOutcome(DeliveryStatus.ALREADY_DELIVERED)
+    return deliver()
+
+
+def _mailed_before(context: AssetExecutionContext, key: str) -> bool:
+    """Whether a materialization of partition ``key`` already mailed someone (``mailed_to`` > 0)."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=50).records
+    for record in records:
+        mailed = record.asset_materialization.metadata.get("mailed_to") if record.asset_materialization else None
+        if mailed is not None and getattr(mailed, "value", 0):
+            return True
+    return False
 
 
 def _materialized_before(context: AssetExecutionContext) -> set[str]:
@@ -100,8 +143,12 @@ def _metadata(report: WrittenReport, outcome: DeliveryOutcome, bucket: str, work
         "takedown_actions_completed": MetadataValue.int(data.actions_completed),
         "byte_size": MetadataValue.int(report.byte_size),
         "s3_uri": MetadataValue.url(f"s3://{bucket}/{report.key}"),
+        **({"pdf_s3_uri": MetadataValue.url(f"s3://{bucket}/{report.pdf.key}"),
+            "pdf_pages": MetadataValue.int(report.pdf.pages),
+            "pdf_byte_size": MetadataValue.int(report.pdf.byte_size)} if report.pdf else {}),
         "mailed_to": MetadataValue.int(outcome.sent),
         "delivery": outcome.description,
+        "delivery_status": outcome.status.value,
     }
     if data.takedown_success_rate is not None:
         metadata["takedown_success_rate"] = MetadataValue.float(round(data.takedown_success_rate, 4))
@@ -147,8 +194,8 @@ def _delivery_check(context: AssetExecutionContext, key: str, outcome: DeliveryO
                     "(passes without email when ECLIPSE_SMTP_URL is unset or the workspace is not active)."),
         *file_check_specs(ASSET_NAME, executive_report_partitions)],
     description="A workspace's executive report for one week (Monday 00:00 UTC to Monday), stored as HTML at "
-                "workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html and mailed to its owners "
-                "and admins.",
+                "workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html with its PDF beside it, and "
+                "mailed once to its owners and admins (a backfill mails only with the run tag eclipse/email=true).",
 )
 def executive_report(
     context: AssetExecutionContext,
@@ -158,6 +205,9 @@ def executive_report(
     limits: ExportLimitsResource,
 ) -> Iterator:
     engine, store = source_db.get_engine(), storage.get_storage()
+    pdf = Settings.from_env().report_pdf
+    policy = mail_policy(context.run.tags)
+    context.log.info(f"mail policy: {policy} (run tag {EMAIL_TAG}=true mails a backfill or re-execution)")
     mail = MailSettings(smtp.get_target(), limits.get_report_retention_days(), smtp.max_attachment_bytes)
     if mail.smtp is None:
         context.log.info("ECLIPSE_SMTP_URL is unset: reports are written to S3 but not emailed")
@@ -174,7 +224,7 @@ def executive_report(
         dimensions = executive_report_partitions.get_partition_key_from_str(key).keys_by_dimension
         workspace_id, week = dimensions["workspace"], ReportWeek.from_key(dimensions["week"])
         try:
-            report = publish_weekly_report(engine, store, workspace_id, week, generated_at)
+            report = publish_weekly_report(engine, store, workspace_id, week, generated_at, pdf=pdf)
             written.append((key, workspace_id, week, report, verify_export_file(store, report.expected_file())))
         except Exception as exc:  # noqa: BLE001 - one workspace's failure must not stop the others
             cause = redact(f"{type(exc).__name__}: {exc}", known_secrets())
@@ -191,7 +241,8 @@ def executive_report(
                                        metadata={**metadata, "delivery": f"not mailed: {cause}"})
             yield from file_check_evaluations(context.asset_key, verification, key, _target(context, key))
             continue
-        outcome = deliver_weekly_report(engine, store, report, mail, utc_now())
+        outcome = _mail(context, policy, key, lambda r=report: deliver_weekly_report(engine, store, r, mail,
+                                                                                     utc_now()))
         log = context.log.info if outcome.ok else context.log.warning
         log(f"report {key}: {report.byte_size:,} bytes at {report.key}; {outcome.description}")
         yield AssetMaterialization(

@@ -4,7 +4,8 @@ Two checks, both answered by one streamed read of the object
 (:func:`eclipse_exports.exports.verification.verify_export_file`):
 
 - ``file_intact``: the object exists, is the size the upload wrote, has the
-  SHA-256 computed while uploading and the content type it was uploaded with;
+  SHA-256 computed while uploading and the content type it was uploaded with, and is stored with the
+  configured server-side encryption (``ECLIPSE_S3_SSE``);
 - ``rows_complete``: it parses in its format with the export's columns and
   holds every row the export's snapshot counted.
 
@@ -50,8 +51,9 @@ from eclipse_exports.models import ExportFormat
 FILE_INTACT, ROWS_COMPLETE = "file_intact", "rows_complete"
 FILE_CHECK_NAMES = (FILE_INTACT, ROWS_COMPLETE)
 _DESCRIPTIONS = {
-    FILE_INTACT: "The object in S3 exists, is the size the upload wrote, and has the SHA-256 computed while "
-                 "uploading and the content type it was uploaded with.",
+    FILE_INTACT: "The object in S3 exists, is the size the upload wrote, has the SHA-256 computed while "
+                 "uploading and the content type it was uploaded with, and is stored with the configured "
+                 "server-side encryption (ECLIPSE_S3_SSE).",
     ROWS_COMPLETE: "The file parses in its format with the export's columns and holds every row the export's "
                    "snapshot counted (a report: the rows it lists).",
 }

@@ -6,6 +6,7 @@
 - :mod:`~eclipse_exports.cli.local`: ``dev``, the run command;
 - :mod:`~eclipse_exports.cli.metrics`: ``metrics``, the Prometheus metrics;
 - :mod:`~eclipse_exports.cli.workers`: ``run-workers``, one group of Celery run workers;
+- :mod:`~eclipse_exports.cli.audit`: ``audit`` and ``audit archive``, ``audit verify``, ``audit public-key``;
 - :mod:`~eclipse_exports.cli.common`: what they share (errors, settings, Redis and S3 handles).
 
 Every command but ``dev`` and ``demo-data`` first reads the env file the running ``dev`` wrote
@@ -40,6 +41,7 @@ COMMANDS = {
     "dev": "eclipse_exports.cli.local:dev",
     "metrics": "eclipse_exports.cli.metrics:metrics_cmd",
     "run-workers": "eclipse_exports.cli.workers:run_workers_cmd",
+    "audit": "eclipse_exports.cli.audit:audit",
 }
 # Commands that make their own settings (they do not talk to a running product).
 WITHOUT_ENV_FILE = ("dev", "demo-data", None)

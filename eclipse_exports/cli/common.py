@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 import click
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from eclipse_exports.config import Settings
     from eclipse_exports.queue.status import JobStatusStore
     from eclipse_exports.storage.client import ExportStorage
@@ -59,20 +61,87 @@ def store(current: "Settings") -> "JobStatusStore":
 
 def storage(current: "Settings") -> "ExportStorage":
     """The export bucket (boto3 is imported only by the commands that reach S3)."""
-    from eclipse_exports.storage.client import ExportStorage, make_s3_client
+    from eclipse_exports.storage.client import storage_from_settings
 
-    return ExportStorage(make_s3_client(current.s3_endpoint_url), current.s3_bucket, current.s3_prefix)
+    try:
+        return storage_from_settings(current)
+    except ValueError as exc:  # plain HTTP refused, a bad ECLIPSE_S3_SSE
+        fail(str(exc))
 
 
-def unknown_job(job_id: str) -> NoReturn:
-    """Stop: ``job_id`` has no status hash."""
-    fail(f"unknown job '{job_id}': no status hash (a request XADDed by hand gets one when the sensor picks it "
-         "up, within seconds; `eclipse-exports status JOB --watch` waits for it)")
+def unknown_job(job_id: str, jobs: "JobStatusStore | None" = None) -> NoReturn:
+    """Stop: ``job_id`` has no status hash (in the Redis of ``jobs``, named in the message when given)."""
+    where = ""
+    if jobs is not None:
+        conn = jobs.client.connection_pool.connection_kwargs
+        where = (f" in the Redis at {conn.get('host', conn.get('path', '?'))}:{conn.get('port', '')}"
+                 f"/{conn.get('db', 0)} (ECLIPSE_REDIS_URL; outside the project folder `source .local/env.sh` "
+                 "first)")
+    fail(f"unknown job '{job_id}': no status hash{where}. A request XADDed by hand gets one when the sensor picks "
+         "it up, within seconds; `eclipse-exports status JOB --watch` waits for it")
 
 
 def job(jobs: "JobStatusStore", job_id: str) -> dict[str, str]:
     """The job's status hash, or stop when it has none."""
-    return jobs.get(job_id) or unknown_job(job_id)
+    return jobs.get(job_id) or unknown_job(job_id, jobs)
+
+
+def hash_field(fields: dict[str, str], job_id: str, name: str) -> str:
+    """A field of a job's status hash that must be there; stop with one line when it is missing (an incomplete
+    or hand-written hash). ``workspaceId`` must also be a valid id."""
+    from eclipse_exports.models import ID_RE
+
+    value = fields.get(name)
+    if not value:
+        fail(f"job '{job_id}' has an incomplete status hash: no {name} (was it written by hand?)")
+    if name == "workspaceId" and not ID_RE.fullmatch(value):
+        fail(f"job '{job_id}' has a forged status hash: workspaceId {value!r} is not a workspace id")
+    return value
+
+
+def hash_time(fields: dict[str, str], job_id: str, name: str) -> "datetime":
+    """A timestamp field of a job's status hash as an aware datetime; stop with one line when it is missing or
+    not ISO-8601 with an offset."""
+    from datetime import datetime
+
+    value = hash_field(fields, job_id, name)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        fail(f"job '{job_id}' has a malformed status hash: {name} {value!r} is not an ISO-8601 UTC time")
+    return moment
+
+
+def checked_key(storage: "ExportStorage", key: str, workspace_id: str, job_id: str | None, command: str) -> None:
+    """Stop with one line when ``key`` may not be handed out for ``workspace_id`` (``check_key``: outside the
+    workspace's prefix, ``../``, not a file of this project); the refusal is recorded in that workspace's
+    audit trail (``key_refused``) first, as far as Redis lets it."""
+    from eclipse_exports.storage.keys import KeyRefused
+
+    try:
+        storage.check_key(key, workspace_id)
+    except KeyRefused as exc:
+        _audit(workspace_id, "key_refused", job_id, {"key": key[:1024], "by": command, "reason": str(exc)})
+        fail(f"job '{job_id}': {exc}" if job_id else str(exc))
+
+
+def audit_link(current: "Settings", workspace_id: str, job_id: str | None, command: str, key: str) -> None:
+    """Record in the workspace's audit trail that ``command`` issued a download link for ``key``."""
+    _audit(workspace_id, "link_issued", job_id, {"by": command, "filePath": key}, current)
+
+
+def _audit(workspace_id: str, event: str, job_id: str | None, details: dict, current: "Settings | None" = None) \
+        -> None:
+    import redis
+
+    from eclipse_exports.audit.trail import AuditTrail, system_actor
+
+    current = current or settings()
+    client = redis.Redis.from_url(current.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    with service_errors(current):
+        AuditTrail(client).append(workspace_id, event, job_id=job_id, actor=system_actor("cli"), details=details)
 
 
 def _origin(variable: str, default_hint: str) -> str:

@@ -3,6 +3,7 @@
 runs use.
 """
 
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -62,10 +63,15 @@ def _parse_as_of(_ctx: click.Context, _param: click.Parameter, value: str | None
 @click.option("--as-of", "as_of", callback=_parse_as_of,
               help="Judge ages as of this ISO-8601 moment (default now; without offset: UTC).")
 @click.option("--dry-run", is_flag=True, help="List and count what is due; delete nothing.")
-def cleanup_cmd(as_of: datetime | None, dry_run: bool) -> None:
+@click.option("--history/--no-history", default=None,
+              help="Also prune Dagster's run history (what dagster_history_cleanup_job runs) "
+                   "[default: when DAGSTER_HOME is set].")
+def cleanup_cmd(as_of: datetime | None, dry_run: bool, history: bool | None) -> None:
     """Run the retention clean-up now (what export_cleanup_schedule runs) and print its summary.
 
-    Exits 1 when any deletion, abort or update failed (the next run retries it).
+    With DAGSTER_HOME set, Dagster's own history is pruned too (finished runs older than
+    ECLIPSE_RUN_HISTORY_DAYS as of the same moment). Exits 1 when any deletion, abort or update failed
+    (the next run retries it).
 
     \b
     Examples:
@@ -81,8 +87,22 @@ def cleanup_cmd(as_of: datetime | None, dry_run: bool) -> None:
         summary = run_cleanup(common.storage(settings), common.store(settings).client,
                               RetentionPolicy.from_settings(settings), as_of, dry_run)
     click.echo(redact(summary.render()))
-    if not summary.ok:
+    ok = summary.ok
+    if history or (history is None and os.environ.get("DAGSTER_HOME")):
+        ok = _prune_history(settings.run_history_days, as_of or datetime.now(UTC), dry_run) and ok
+    if not ok:
         sys.exit(1)
+
+
+def _prune_history(days: int, as_of: datetime, dry_run: bool) -> bool:
+    from eclipse_exports.config import redact
+    from eclipse_exports.resources.run_history import prune_instance_history
+
+    if not os.environ.get("DAGSTER_HOME"):
+        common.fail("--history needs DAGSTER_HOME (the Dagster instance whose runs are pruned)")
+    summary = prune_instance_history(as_of, days, dry_run)
+    click.echo(redact(summary.render()))
+    return summary.ok
 
 
 @click.command("usage")

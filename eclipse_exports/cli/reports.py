@@ -68,7 +68,8 @@ def _report_weeks(count: int, keys: tuple[str, ...], now: datetime) -> list["Rep
 @click.command("report-url")
 @click.argument("workspace_id")
 @click.argument("week", metavar="WEEK")
-def report_url(workspace_id: str, week: str) -> None:
+@click.option("--pdf", is_flag=True, help="A link to the report's PDF (A4, to print or forward) instead of its page.")
+def report_url(workspace_id: str, week: str, pdf: bool) -> None:
     """Print a presigned link to a workspace's weekly executive report (it opens in the browser).
 
     WEEK is any date of the week, YYYY-MM-DD; the report is the one of the week starting that Monday.
@@ -76,6 +77,7 @@ def report_url(workspace_id: str, week: str) -> None:
     \b
     Example:
       eclipse-exports report-url ws_acme 2026-11-23
+      eclipse-exports report-url ws_acme 2026-11-23 --pdf
     """
     from eclipse_exports.models import ID_RE
 
@@ -89,12 +91,15 @@ def report_url(workspace_id: str, week: str) -> None:
     monday = day - timedelta(days=day.weekday())
     with common.service_errors(settings):
         storage = common.storage(settings)
-        key = storage.report_key(workspace_id, monday)
+        key = storage.report_key(workspace_id, monday, "pdf" if pdf else "html")
         if not storage.exists(key):
-            common.fail(f"no executive report of '{workspace_id}' for the week of {monday.isoformat()} (looked for "
+            common.fail(f"no executive report{' PDF' if pdf else ''} of '{workspace_id}' for the week of "
+                        f"{monday.isoformat()} (looked for "
                         f"{key}); `eclipse-exports report-backfill --workspace {workspace_id} --week "
                         f"{monday.isoformat()}` makes it")
-        click.echo(storage.presign(key, settings.download_url_ttl_seconds))
+        url = storage.presign(key, settings.download_url_ttl_seconds, workspace_id=workspace_id)
+        common.audit_link(settings, workspace_id, None, "report-url", key)
+    click.echo(url)
 
 
 @click.command("report-backfill")
@@ -107,11 +112,14 @@ def report_url(workspace_id: str, week: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the partitions; launch nothing.")
 @click.option("--wait", is_flag=True, help="Wait for the reports, showing progress; exit 1 if any failed.")
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait with --wait.")
+@click.option("--email", is_flag=True, help="Also mail each report to its owners and admins (default: store only; "
+                                            "the run tag eclipse/email=true).")
 def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple[str, ...], dagster_url: str,
-                    dry_run: bool, wait: bool, timeout: float) -> None:
+                    dry_run: bool, wait: bool, timeout: float, email: bool) -> None:
     """Backfill executive_report for workspaces × weeks, as the UI's "Materialize" on the asset does.
 
-    Dagster batches the partitions into runs (ECLIPSE_REPORTS_PER_RUN each). Prints the backfill id.
+    Dagster batches the partitions into runs (ECLIPSE_REPORTS_PER_RUN each). Prints the backfill id. The reports
+    are rendered again and stored; they are mailed only with --email.
 
     \b
     Example:
@@ -147,7 +155,8 @@ def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple
             common.fail(f"could not add workspace partition {workspace_id}: {outcome.get('message')}")
     result = _graphql(dagster_url, LAUNCH_BACKFILL, {"p": {
         "partitionNames": keys, "assetSelection": [{"path": ["executive_report"]}],
-        "title": f"executive_report: {len(workspaces)} workspace(s) × {len(weeks)} week(s)"}})
+        "title": f"executive_report: {len(workspaces)} workspace(s) × {len(weeks)} week(s)",
+        "tags": [{"key": "eclipse/email", "value": "true" if email else "false"}]}})
     outcome = result["launchPartitionBackfill"]
     if outcome["__typename"] != "LaunchBackfillSuccess":
         common.fail(f"Dagster did not launch the backfill: {outcome.get('message', outcome['__typename'])}")

@@ -38,21 +38,25 @@ def _payload_from_file(path: str) -> dict:
               help="Send this JSON request (e.g. from examples/requests/) under a new id; other options ignored.")
 @click.option("--workspace")
 @click.option("--user")
-@click.option("--resource", type=click.Choice(["alerts", "infringements", "actions", "report"]))
+@click.option("--resource", type=click.Choice(["alerts", "infringements", "actions", "audit_logs", "export_audit",
+                                               "report"]))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "parquet", "html"]))
 @click.option("--severity", multiple=True, help="Repeat for several values.")
 @click.option("--status", "statuses", multiple=True, help="Repeat for several values.")
 @click.option("--brand", multiple=True, help="Brand name; repeat for several.")
 @click.option("--from", "date_from", help="Inclusive, ISO-8601 with offset, e.g. 2026-11-01T00:00:00Z.")
 @click.option("--to", "date_to", help="Exclusive, ISO-8601 with offset.")
+@click.option("--action", "actions", multiple=True,
+              help="audit_logs: a dotted verb (alert.acknowledged) or a prefix (member.*); repeat for several.")
+@click.option("--actor", "actors", multiple=True, help="audit_logs: the acting user's id; repeat for several.")
 @click.option("--compression", type=click.Choice(["none", "gzip"]), default="none", show_default=True)
 @click.option("--excel-compatible", is_flag=True, help="CSV only: UTF-8 BOM and CRLF line ends.")
 @click.option("--delivery", type=click.Choice(["download", "email"]), default="download", show_default=True)
 @click.option("--id", "job_id", help="Request id (default: a new UUID).")
 def request_cmd(payload_file: str | None, workspace: str | None, user: str | None, resource: str | None,
                 fmt: str | None, severity: tuple, statuses: tuple, brand: tuple, date_from: str | None,
-                date_to: str | None, compression: str, excel_compatible: bool, delivery: str,
-                job_id: str | None) -> None:
+                date_to: str | None, actions: tuple, actors: tuple, compression: str, excel_compatible: bool,
+                delivery: str, job_id: str | None) -> None:
     """Put an export request on the Redis stream and print its job id.
 
     \b
@@ -60,6 +64,8 @@ def request_cmd(payload_file: str | None, workspace: str | None, user: str | Non
       eclipse-exports request --workspace ws_acme --user usr_acme_analyst --resource alerts --format csv
       eclipse-exports request --workspace ws_acme --user usr_acme_analyst --resource infringements \\
           --format jsonl --severity critical --compression gzip
+      eclipse-exports request --workspace ws_acme --user usr_acme_owner --resource audit_logs --format csv \\
+          --action 'member.*' --from 2026-11-01T00:00:00Z
       eclipse-exports request --file examples/requests/alerts-parquet-filtered.json
     """
     if payload_file:
@@ -71,7 +77,8 @@ def request_cmd(payload_file: str | None, workspace: str | None, user: str | Non
         if missing:
             raise click.UsageError(f"missing {', '.join(missing)} (or give --file)")
         filters = {k: v for k, v in {"severity": list(severity) or None, "status": list(statuses) or None,
-                                     "brand": list(brand) or None, "from": date_from, "to": date_to}.items() if v}
+                                     "brand": list(brand) or None, "from": date_from, "to": date_to,
+                                     "action": list(actions) or None, "actor": list(actors) or None}.items() if v}
         options: dict = {"compression": compression}
         if excel_compatible:
             options["excelCompatible"] = True
@@ -223,11 +230,15 @@ def status_cmd(job_id: str, watch: bool, as_json: bool, timeout: float) -> None:
         if watch and fields:
             click.echo("\r" + _progress_line(fields).ljust(WATCH_LINE_WIDTH), err=True)
     if not fields:
-        common.unknown_job(job_id)
+        common.unknown_job(job_id, store)
     if as_json:
         click.echo(json.dumps(fields, indent=2, sort_keys=True))
     else:
-        click.echo("\n".join(describe_job(fields, os.environ.get("ECLIPSE_DAGSTER_URL"))))
+        try:
+            click.echo("\n".join(describe_job(fields, os.environ.get("ECLIPSE_DAGSTER_URL"))))
+        except (ValueError, KeyError) as exc:
+            common.fail(f"job '{job_id}' has a malformed status hash ({type(exc).__name__}: {exc}); "
+                        f"`eclipse-exports status {job_id} --json` shows it as stored")
     if fields.get("status") in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED):
         sys.exit(common.JOB_FAILED_EXIT)
 
@@ -249,15 +260,19 @@ def url_cmd(job_id: str) -> None:
                     f"`eclipse-exports retry {job_id}` exports it again")
     if fields.get("status") != JobStatus.COMPLETED or not fields.get("filePath"):
         common.fail(f"job '{job_id}' has no file (status: {fields.get('status', 'unknown')})")
-    expires = datetime.fromisoformat(fields["expiresAt"].replace("Z", "+00:00"))
+    workspace_id = common.hash_field(fields, job_id, "workspaceId")
+    expires = common.hash_time(fields, job_id, "expiresAt")
     left = int((expires - datetime.now(UTC)).total_seconds())
     if left <= 0:
         common.fail(f"the file of job '{job_id}' has expired (at {fields['expiresAt']})")
     with common.service_errors(settings):
         storage = common.storage(settings)
+        common.checked_key(storage, fields["filePath"], workspace_id, job_id, "url")
         if not storage.exists(fields["filePath"]):
             common.fail(f"the file of job '{job_id}' is gone from S3 (expired or removed)")
-        url = storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left))
+        url = storage.presign(fields["filePath"], min(settings.download_url_ttl_seconds, left),
+                              workspace_id=workspace_id)
+        common.audit_link(settings, workspace_id, job_id, "url", fields["filePath"])
     click.echo(url)
 
 
@@ -291,7 +306,7 @@ def jobs_cmd(workspace: str, statuses: tuple[str, ...], limit: int, as_json: boo
         state = fields.get("status", "?") + (f" ({fields['errorCode']})" if fields.get("errorCode") else "")
         count = fields.get("rowCount")
         rows.append((fields.get("id", "?"), fields.get("resourceType", "?"), fields.get("format", "?"), state,
-                     f"{int(count):,}" if count else "-", _age(fields.get("createdAt"))))
+                     f"{int(count):,}" if (count or "").isdigit() else (count or "-"), _age(fields.get("createdAt"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -319,12 +334,27 @@ def retry_cmd(job_id: str) -> None:
         common.fail(f"job '{job_id}' is {state}, not finished; only failed or expired jobs are retried")
     if not fields.get("request"):
         common.fail(f"job '{job_id}' has no stored request to send again; send it anew with `eclipse-exports request`")
-    payload = json.loads(fields["request"])
+    try:
+        payload = json.loads(fields["request"])
+        if not isinstance(payload, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        common.fail(f"job '{job_id}' has a malformed status hash: its stored request is not readable ({exc})")
     if fields.get("userId") == "operator":
         common.fail(f"job '{job_id}' was an operator materialization from the Dagster UI; materialize the partition "
                     "again there")
     payload.update(id=str(uuid.uuid4()), createdAt=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    click.echo(_enqueue(ExportRequest.from_payload(json.dumps(payload)), {"retryOf": job_id}))
+    try:
+        request = ExportRequest.from_payload(json.dumps(payload))
+    except InvalidRequest as exc:
+        common.fail(f"job '{job_id}' has a malformed status hash: its stored request is invalid ({exc})")
+    new_id = _enqueue(request, {"retryOf": job_id})
+    with common.service_errors(settings):
+        from eclipse_exports.audit.trail import RETRIED, AuditTrail, system_actor
+
+        AuditTrail(common.store(settings).client).append(request.workspace_id, RETRIED, job_id=job_id,
+                                                         actor=system_actor("cli"), details={"newJobId": new_id})
+    click.echo(new_id)
 
 
 @click.command("dead-letters")

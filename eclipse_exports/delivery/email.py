@@ -26,7 +26,7 @@ Typical use after :func:`eclipse_exports.exports.run.run_export`::
 
 The weekly report uses :func:`~eclipse_exports.delivery.recipients.report_recipients` (owners and admins) and
 :func:`build_report_email` (a plain-text summary with the HTML report
-attached, or a download link when :func:`attachment_fits` says no).
+attached, with its PDF when there is one, or download links when :func:`attachment_fits` says no).
 """
 
 import re
@@ -191,8 +191,10 @@ def build_report_email(
     attachment: tuple[str, bytes] | None = None,
     message_key: str,
     sender: str = DEFAULT_SENDER,
+    pdf: tuple[str, bytes] | None = None,
 ) -> EmailMessage:
-    """One report email to ``to``: the plain-text ``text`` and, when given, ``attachment`` (file name, HTML bytes).
+    """One report email to ``to``: the plain-text ``text`` and, when given, ``attachment`` (file name, HTML bytes)
+    and ``pdf`` (file name, PDF bytes), in that order.
 
     ``subject`` is flattened to one line (control characters become spaces),
     so a workspace name cannot inject headers. ``message_key`` (e.g.
@@ -212,4 +214,7 @@ def build_report_email(
         name, body = attachment
         message.add_attachment(body, maintype="text", subtype="html", filename=_header_text(name),
                                params={"charset": "utf-8"})
+    if pdf is not None:
+        name, body = pdf
+        message.add_attachment(body, maintype="application", subtype="pdf", filename=_header_text(name))
     return message

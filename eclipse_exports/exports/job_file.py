@@ -58,12 +58,12 @@ class JobFile:
             return
         size = self.storage.object_size(previous_key)
         if size is not None:
-            self.storage.delete(previous_key)
+            self.storage.delete(previous_key, workspace_id=self.workspace_id)
             self.usage.add(self.workspace_id, -size)
 
     def remove(self) -> None:
         """Delete the completed file (it could not be delivered)."""
         size = self.storage.object_size(self.key)
         if size is not None:
-            self.storage.delete(self.key)
+            self.storage.delete(self.key, workspace_id=self.workspace_id)
             self.usage.add(self.workspace_id, -size)

@@ -41,11 +41,13 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 from sqlalchemy import Engine
 
+from eclipse_exports.audit.trail import EMAILED, AuditTrail, system_actor
 from eclipse_exports.delivery.email import build_export_email
 from eclipse_exports.delivery.recipients import recipient_for
 from eclipse_exports.delivery.smtp import DeliveryFailed, parse_smtp_url, send_email
 from eclipse_exports.exports.columns import export_schema
 from eclipse_exports.exports.job_file import JobFile
+from eclipse_exports.exports.row_source import export_rows
 from eclipse_exports.exports.verification import ExpectedFile, FileVerification, verify_export_file
 from eclipse_exports.exports.writers import content_type, format_timestamps, open_writer
 from eclipse_exports.models import ErrorCode, ExportFormat, ExportRequest, ResourceType, iso_utc, utc_now
@@ -54,14 +56,14 @@ from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.reports import write_report
 from eclipse_exports.retention.usage import QuotaPolicy, WorkspaceUsage
 from eclipse_exports.source.access import check_access, check_workspace
-from eclipse_exports.source.queries import count_query, export_query
-from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS, export_snapshot
+from eclipse_exports.source.reader import DEFAULT_BATCH_ROWS
 from eclipse_exports.storage.client import ExportStorage
 
 PREVIEW_ROWS = 5
 
 DEFAULT_REPORT_PERIOD = timedelta(days=7)
-"""An on-demand report without ``from``/``to`` covers the 7 days up to the job's start."""
+"""An on-demand report without ``from``/``to`` covers the 7 days up to the request's ``createdAt`` (else its pick-up
+time, else the run's start): the moment its key is dated by, so a retry or re-execution renders the same period."""
 
 
 class ExportFailed(Exception):
@@ -227,9 +229,10 @@ def run_export(
                                f"user '{request.user_id}' has no email address in workspace '{request.workspace_id}'")
 
     if resource is ResourceType.REPORT:
-        written = _write_report(request, engine, job_file, limits, started_at)
+        written = _write_report(request, engine, job_file, limits, started_at,
+                                request.created_at_utc or key_time or started_at)
     else:
-        written = _write_rows(request, engine, job_file, status, limits, on_progress, batch_rows)
+        written = _write_rows(request, engine, job_file, status, limits, on_progress, batch_rows, started_at)
     streamed = time.monotonic()
     job_file.drop_earlier(previous_file)
     key, filename = written.key, written.key.rsplit("/", 1)[-1]
@@ -247,7 +250,7 @@ def run_export(
         raise FileVerificationFailed(result)
     expires_at = completed_at + timedelta(hours=limits.retention_hours)
     ttl = min(limits.download_url_ttl_seconds, int((expires_at - completed_at).total_seconds()))
-    url = storage.presign(key, ttl)
+    url = storage.presign(key, ttl, workspace_id=request.workspace_id)
     if recipient is not None:
         message = build_export_email(recipient, request, download_url=url,
                                      expires_at=completed_at + timedelta(seconds=ttl), row_count=written.row_count,
@@ -269,7 +272,11 @@ def run_export(
             "completedAt": iso_utc(completed_at),
             "rowsWritten": written.row_count,
         },
+        sha256=written.sha256,
     )
+    if recipient is not None:  # mailed to the requesting member's own address (a user id, never an address here)
+        AuditTrail(status.client).append(request.workspace_id, EMAILED, job_id=request.id,
+                                         actor=system_actor("run"), details={"to": request.user_id, "filePath": key})
     if resource is not ResourceType.REPORT:
         PaceHistory(status.client).record(resource.value, request.format.value, Pace(
             written.row_count, written.stream_seconds, time.monotonic() - streamed, written.byte_size))
@@ -277,12 +284,13 @@ def run_export(
 
 
 def _write_rows(request: ExportRequest, engine: Engine, job_file: JobFile, status: JobStatusStore,
-                limits: ExportLimits, on_progress: ProgressCallback | None, batch_rows: int) -> WrittenFile:
+                limits: ExportLimits, on_progress: ProgressCallback | None, batch_rows: int,
+                started_at: datetime) -> WrittenFile:
     """Stream the request's rows into its file, keeping the first rows as a preview."""
     resource = ResourceType(request.resource_type)
     schema = export_schema(resource)
-    with export_snapshot(engine) as snapshot:
-        total = snapshot.count(count_query(resource, request.workspace_id, request.filters))
+    with export_rows(request, engine, job_file.storage, status.client, started_at) as rows:
+        total = rows.count()
         if total > limits.max_export_rows:
             raise ExportFailed(
                 ErrorCode.TOO_LARGE,
@@ -301,8 +309,7 @@ def _write_rows(request: ExportRequest, engine: Engine, job_file: JobFile, statu
             sink = gzip.GzipFile(fileobj=upload, mode="wb", mtime=0, compresslevel=6) \
                 if request.options.compression == "gzip" else upload
             writer = open_writer(request.format, sink, schema, request.options.excel_compatible)
-            query = export_query(resource, request.workspace_id, request.filters)
-            for batch in snapshot.record_batches(query, schema, batch_rows):
+            for batch in rows.batches(schema, batch_rows):
                 writer.write(batch)
                 if written < PREVIEW_ROWS:
                     preview.append(batch.slice(0, PREVIEW_ROWS - written))
@@ -345,10 +352,13 @@ def _preview_rows(batches: list[pa.RecordBatch]) -> list[dict]:
 
 
 def _write_report(request: ExportRequest, engine: Engine, job_file: JobFile, limits: ExportLimits,
-                  started_at: datetime) -> WrittenFile:
-    """Render the workspace's executive report for the request's period and upload it (shown inline)."""
+                  started_at: datetime, requested_at: datetime) -> WrittenFile:
+    """Render the workspace's executive report for the request's period and upload it (shown inline).
+
+    Without ``to`` the period ends at ``requested_at`` (the request's own moment), never at the run's start.
+    """
     _check_quota(request, job_file.usage, limits)
-    period_end = request.filters.date_to or started_at
+    period_end = request.filters.date_to or requested_at
     period_start = request.filters.date_from or period_end - DEFAULT_REPORT_PERIOD
     key = job_file.key
     report = write_report(engine, job_file.storage, key, request.workspace_id, period_start, period_end, started_at,

@@ -140,6 +140,8 @@ def verify_export_file(storage: ExportStorage, expected: ExpectedFile) -> FileVe
                          f"while uploading ({expected.sha256[:16]}…)")
     if expected.content_type and stored.content_type != expected.content_type:
         integrity.append(f"served as '{stored.content_type}', uploaded as '{expected.content_type}'")
+    if (unencrypted := storage.sse.matches(stored.encryption)) is not None:
+        integrity.append(unencrypted)
     if rows is not None and rows != expected.row_count:
         content.append(f"holds {rows:,} rows; the export's snapshot counted {expected.row_count:,}")
     return FileVerification(expected, reader.size, reader.sha256, rows, tuple(integrity), tuple(content))

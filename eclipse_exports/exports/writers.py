@@ -9,7 +9,9 @@ upload). It never holds more than the batch it is given.
   cells starting with ``= + - @`` tab, CR, LF or NUL get a leading ``'``.
 - JSON (one array) and JSONL (one object per line): produced by a serializer
   (Polars' JSON writer, straight from Arrow memory), null as ``null``;
-  timestamps as ``YYYY-MM-DDTHH:MM:SSZ``.
+  timestamps as ``YYYY-MM-DDTHH:MM:SSZ``. A JSON-object column (``details`` of the audit resources, always
+  last) is written as the object its text holds; text that is not a JSON object is written as a JSON string,
+  so nothing is lost and the file stays valid.
 
 Timestamps are rendered and formula cells neutralized with vectorized Arrow
 kernels, never value by value in Python.
@@ -17,12 +19,14 @@ kernels, never value by value in Python.
 """
 
 import io
+import json
 import struct
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eclipse_exports.exports.columns import is_json_object
 from eclipse_exports.models import ExportFormat
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ def arrow_constant(value: str | int) -> pa.Scalar:
 
 SECONDS_PER_DAY = arrow_constant(86_400)
 _T, _Z, _QUOTE, _NO_SEPARATOR = (arrow_constant(text) for text in ("T", "Z", "'", ""))
+_NEWLINE, _COMMA, _BRACE = (arrow_constant(text) for text in ("\n", ",", "}"))
 
 
 class ExportWriter(Protocol):
@@ -121,19 +126,89 @@ def _frame(batch: pa.RecordBatch, schema: pa.Schema) -> "pl.DataFrame":
     return pl.from_arrow(pa.RecordBatch.from_arrays(_timestamps_as_text(batch), schema=schema))
 
 
+def _json_value(text: str | None) -> str:
+    """A JSON-object column's cell as JSON: the object its text holds, ``null``, or the text as a string."""
+    if text is None:
+        return "null"
+    try:
+        value = json.loads(text) if text.lstrip().startswith("{") else None
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        # As stored, unless line breaks (pretty-printed JSON) would split a JSONL line.
+        return json.dumps(value, ensure_ascii=False) if "\n" in text or "\r" in text else text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _contiguous(column: pa.Array) -> pa.Buffer:
+    """The concatenated values of a string or binary array without nulls, without copying."""
+    offsets = column.buffers()[1]
+    start, end = (struct.unpack("<i", offsets.slice(4 * (column.offset + i), 4).to_pybytes())[0]
+                  for i in (0, len(column)))
+    return column.buffers()[2].slice(start, end - start)
+
+
+def _json_cells(column: pa.Array) -> pa.Array:
+    """A JSON-object column's cells as JSON text (``null`` for null).
+
+    As stored when every cell holds one JSON object on one line, which Arrow's JSON reader checks for the
+    whole batch at once; otherwise cell by cell (:func:`_json_value`), slower but never invalid.
+    """
+    import pyarrow.json as pa_json  # only the audit resources need it
+
+    text = column.cast(pa.string())
+    present = text.drop_null()
+    if len(present) == 0:
+        return pc.fill_null(text, arrow_constant("null"))
+    if not pc.any(pc.match_substring_regex(present, r"[\r\n]")).as_py():
+        try:
+            lines = pc.binary_join_element_wise(present, _NEWLINE, _NO_SEPARATOR)
+            parsed = pa_json.read_json(io.BytesIO(_contiguous(lines).to_pybytes()))
+            if parsed.num_rows == len(present):
+                return pc.fill_null(text, arrow_constant("null"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return pa.array([_json_value(v) for v in text.to_pylist()], pa.string())
+
+
+def _json_objects(batch: pa.RecordBatch, schema: pa.Schema, separator: pa.Scalar) -> pa.Buffer:
+    """The batch's rows as JSON objects, each followed by ``separator``, as one buffer.
+
+    The columns before a JSON-object last column go through Polars; that column's text is spliced in as the
+    object it is (Polars would write it as a string), with Arrow kernels over the whole batch.
+    """
+    last = schema.field(len(schema) - 1)
+    head_schema = pa.schema(list(schema)[:-1])
+    buffer = io.BytesIO()
+    _frame(batch.select(range(len(head_schema))), head_schema).write_ndjson(buffer)
+    heads = pc.utf8_slice_codeunits(pa.array(buffer.getvalue().splitlines(), pa.string()), 0, -1)
+    key = arrow_constant("," + json.dumps(last.name) + ":")
+    rows = pc.binary_join_element_wise(heads, key, _json_cells(batch.column(len(schema) - 1)), _BRACE, separator,
+                                       _NO_SEPARATOR)
+    return _contiguous(rows)
+
+
+def _embeds_json(schema: pa.Schema) -> bool:
+    return len(schema) > 1 and is_json_object(schema.field(len(schema) - 1))
+
+
 class JsonWriter:
     """One JSON array of objects, written a batch at a time."""
 
     def __init__(self, sink: BinaryIO, schema: pa.Schema) -> None:
         self._sink, self._schema, self._first = sink, text_schema(schema), True
+        self._embeds_json = _embeds_json(schema)
         sink.write(b"[")
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        buffer = io.BytesIO()
-        _frame(batch, self._schema).write_json(buffer)
-        body = buffer.getvalue().strip()[1:-1]
+        if self._embeds_json:
+            body = _json_objects(batch, self._schema, _COMMA).to_pybytes()[:-1]
+        else:
+            buffer = io.BytesIO()
+            _frame(batch, self._schema).write_json(buffer)
+            body = buffer.getvalue().strip()[1:-1]
         self._sink.write(body if self._first else b"," + body)
         self._first = False
 
@@ -146,9 +221,14 @@ class JsonlWriter:
 
     def __init__(self, sink: BinaryIO, schema: pa.Schema) -> None:
         self._sink, self._schema = sink, text_schema(schema)
+        self._embeds_json = _embeds_json(schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows:
+        if not batch.num_rows:
+            return
+        if self._embeds_json:
+            self._sink.write(_json_objects(batch, self._schema, _NEWLINE))
+        else:
             _frame(batch, self._schema).write_ndjson(self._sink)
 
     def close(self) -> None:

@@ -112,7 +112,7 @@ def start_on_free_port(service: str, port: int, explicit: bool, start: Callable[
 def ensure_s3(settings: Settings, s3_port: int | None, services: list[Service], ports: dict[str, int],
               say: Say) -> None:
     """Use the S3 endpoint the environment names, else start SeaweedFS; create the bucket either way."""
-    from eclipse_exports.storage.client import ExportStorage, make_s3_client
+    from eclipse_exports.storage.client import storage_from_settings
 
     if settings.s3_endpoint_url is None:
         if not os.environ.get("AWS_ACCESS_KEY_ID"):
@@ -140,7 +140,7 @@ def ensure_s3(settings: Settings, s3_port: int | None, services: list[Service], 
     else:
         say(f"s3: using the endpoint at {settings.s3_endpoint_url} (AWS_ENDPOINT_URL)")
     settings = Settings.from_env()
-    storage = ExportStorage(make_s3_client(settings.s3_endpoint_url), settings.s3_bucket, settings.s3_prefix)
+    storage = storage_from_settings(settings)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -207,6 +207,10 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copy(PROJECT_ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
+    # Temporary files of dagster dev, its runs and the servers go to an owner-only folder of the data folder.
+    temporary = settings.data_dir / "tmp"
+    temporary.mkdir(mode=0o700, exist_ok=True)
+    os.environ["TMPDIR"] = str(temporary)
     services: list[Service] = []
     ports: dict[str, int] = {"dagster UI": ui_port}
     dagster: subprocess.Popen | None = None

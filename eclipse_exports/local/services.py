@@ -233,7 +233,10 @@ def start_seaweedfs(data_dir: Path, bucket: str, access_key: str, secret_key: st
         [weed_binary(), "mini", f"-dir={data_dir}", f"-bucket={bucket}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          f"-s3.port={s3_port}", f"-s3.port.grpc={ports['s3_grpc']}",
          *(f"-{name}.port={ports[name]}" for name in SEAWEEDFS_INNER_SERVICES),
-         "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"],
+         "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+         # Its S3 and filer sockets in the data folder, not /tmp (the gRPC ones have no option: SeaweedFS puts
+         # them in /tmp and removes them when it stops).
+         f"-s3.localSocket={data_dir / f's3-{s3_port}.sock'}", f"-filer.localSocket={data_dir / 'filer.sock'}"],
         stdout=out, stderr=subprocess.STDOUT, env=env, cwd=data_dir, start_new_session=True,
     )
     _started_or_stopped(proc, s3_port, timeout=60)

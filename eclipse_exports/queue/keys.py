@@ -87,3 +87,24 @@ def run_heartbeat_key(run_id: str) -> str:
 def run_cancel_key(run_id: str) -> str:
     """Present while an operator's terminate of run ``run_id`` waits for its worker to stop it."""
     return f"{RUN_WORKER_PREFIX}cancel:{run_id}"
+
+def audit_stream_key(workspace_id: str) -> str:
+    """``eclipse:exports:audit:{workspaceId}`` — the write-ahead stream of the workspace's export audit trail:
+    one entry per event (fields ``eventId``, ``jobId``, ``actor``, ``event``, ``details``), appended in the same
+    step as the status change it records, trimmed only once its day is archived to S3."""
+    return f"{AUDIT_STREAM_PREFIX}{workspace_id}"
+
+
+AUDIT_STREAM_PREFIX = "eclipse:exports:audit:"
+
+
+def audit_archived_key(workspace_id: str) -> str:
+    """``eclipse:exports:audit-archived:{workspaceId}`` — a hash with ``first`` and ``last``: the first and the last
+    day (``YYYY-MM-DD``) whose complete audit archive was written, so ``audit verify`` notices archives deleted
+    at either end of the chain."""
+    return f"eclipse:exports:audit-archived:{workspace_id}"
+
+
+def audit_lock_key(workspace_id: str) -> str:
+    """``eclipse:exports:audit-lock:{workspaceId}`` — held while one workspace's audit days are archived."""
+    return f"eclipse:exports:audit-lock:{workspace_id}"

@@ -105,21 +105,24 @@ class JobStatusStore:
             target.execute()
 
     def record_transition(self, job_id: str, status: JobStatus, fields: dict[str, Any] | None = None,
-                          drop: tuple[str, ...] = (), pipe: Any = None) -> None:
+                          drop: tuple[str, ...] = (), pipe: Any = None, actor: str = "",
+                          audit_details: dict[str, Any] | None = None) -> None:
         """The one place a job's status changes: every status write of the project goes through here.
 
         In one atomic script (``queue/transitions.py``): set ``status`` and ``fields`` (``None`` skipped,
         datetimes as ISO-8601 UTC), delete ``drop`` and the fields that do not go with the new status
         (``queuePosition`` outside ``queued``; ``etaSeconds`` and ``estimatedCompletionAt`` outside ``running``),
         renew the TTL, and count a final status once in the figures ``eclipse_exports/observability/`` reads.
-        Queued on ``pipe`` when given. A hook that must see every status change (an audit trail, say) belongs
-        here.
+        Queued on ``pipe`` when given. The same script appends the change to the workspace's export audit trail
+        (``requested``, ``run_started``, ``completed``…; see ``queue/transitions.py``): ``actor`` names the
+        component of a system change (``system:run``), ``audit_details`` adds to what the entry records.
         """
         mapping = {k: (iso_utc(v) if isinstance(v, datetime) else str(v)) for k, v in (fields or {}).items()
                    if v is not None and k != "status"}
         stale = tuple(name for name in STATUS_ONLY_FIELDS if status not in STATUS_ONLY_FIELDS[name])
         target = pipe if pipe is not None else self.client.pipeline(transaction=True)
-        self._transition(job_id, status, mapping, tuple(dict.fromkeys(drop + stale)), self.ttl_seconds, target)
+        self._transition(job_id, status, mapping, tuple(dict.fromkeys(drop + stale)), self.ttl_seconds, target,
+                         actor=actor, audit_details=audit_details)
         if "workspaceId" in mapping:
             self._index(job_id, mapping["workspaceId"], target)
         if pipe is None:
@@ -207,7 +210,7 @@ class JobStatusStore:
         """The run has started exporting (an estimate of an earlier attempt of the job is dropped)."""
         self.record_transition(request.id, JobStatus.RUNNING, {
             **request_fields(request), "runId": run_id, "startedAt": started_at, "progress": 0, "rowsWritten": 0,
-            "request": request.to_payload()}, drop=("etaSeconds", "estimatedCompletionAt"))
+            "request": request.to_payload()}, drop=("etaSeconds", "estimatedCompletionAt"), actor="system:run")
 
     def requeued(self, job_id: str, failed_run_id: str) -> None:
         """The job's run ``failed_run_id`` died and Dagster will retry it: ``queued`` again, progress reset.
@@ -238,9 +241,11 @@ class JobStatusStore:
                             "etaSeconds": None if eta_seconds is None else max(0, round(eta_seconds)),
                             "estimatedCompletionAt": completes_at})
 
-    def completed(self, job_id: str, fields: dict[str, Any]) -> None:
-        """The file is stored: ``fields`` carries rowCount, byteSize, filePath, downloadUrl, expiresAt, completedAt."""
-        self.record_transition(job_id, JobStatus.COMPLETED, {**fields, "progress": 100}, drop=("error", "errorCode"))
+    def completed(self, job_id: str, fields: dict[str, Any], sha256: str | None = None) -> None:
+        """The file is stored: ``fields`` carries rowCount, byteSize, filePath, downloadUrl, expiresAt, completedAt;
+        ``sha256`` (hex, of the stored bytes) goes into the audit trail's ``completed`` entry."""
+        self.record_transition(job_id, JobStatus.COMPLETED, {**fields, "progress": 100}, drop=("error", "errorCode"),
+                               actor="system:run", audit_details={"sha256": sha256} if sha256 else None)
 
     def failed(self, job_id: str, code: ErrorCode, message: str, at: datetime, run_id: str | None = None) -> None:
         """The run failed: ``code`` (``export_failed`` unless more precise) and the cause.
@@ -249,7 +254,8 @@ class JobStatusStore:
         ``downloadUrl``, ``expiresAt``) go: there is no file. ``rowsWritten`` stays.
         """
         self.record_transition(job_id, JobStatus.FAILED, {"errorCode": code.value, "error": message,
-                                                          "completedAt": at, "runId": run_id}, drop=FILE_FIELDS)
+                                                          "completedAt": at, "runId": run_id}, drop=FILE_FIELDS,
+                               actor="system:run")
 
     def expired(self, job_ids: list[str], pipe: Any = None) -> None:
         """Retention removed these jobs' files: status ``expired``, no ``downloadUrl``.
@@ -259,7 +265,8 @@ class JobStatusStore:
         """
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         for job_id in job_ids:
-            self.record_transition(job_id, JobStatus.EXPIRED, drop=("downloadUrl",), pipe=target)
+            self.record_transition(job_id, JobStatus.EXPIRED, drop=("downloadUrl",), pipe=target,
+                                   actor="system:retention")
         if pipe is None:
             target.execute()
 

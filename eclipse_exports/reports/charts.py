@@ -1,8 +1,9 @@
-"""Geometry of the report's two inline SVG charts; the template draws them from these numbers.
+"""Geometry of the report's inline SVG charts; the template draws them from these numbers.
 
 Pure arithmetic, no markup: :func:`stacked_columns` lays out the alerts per
-day stacked by severity, :func:`horizontal_bars` the infringements by type.
-Coordinates are SVG user units (pixels at 100 %), y growing downwards.
+day stacked by severity; :func:`trend_columns` and :func:`trend_line` the
+small multiples of the 12-week trends. Coordinates are SVG user units
+(pixels at 100 %), y growing downwards.
 """
 
 from dataclasses import dataclass, field
@@ -60,20 +61,6 @@ class ColumnChart:
     columns: list[Column]
 
 
-@dataclass
-class BarChart:
-    """Horizontal bars, one row per category; ticks run along the x axis."""
-
-    width: int
-    height: int
-    label_width: float
-    plot_right: float
-    plot_top: float
-    plot_bottom: float
-    ticks: list[Tick]
-    bars: list[Segment]
-
-
 def nice_ticks(maximum: int, count: int = 4) -> list[int]:
     """Round tick values from 0 covering ``maximum``: steps of 1, 2 or 5 × 10ⁿ, about ``count`` of them."""
     if maximum <= 0:
@@ -115,15 +102,77 @@ def stacked_columns(labels: list[str], days: list[str], counts: list[dict], orde
                        [Tick(t, baseline - t * scale, f"{t:,}") for t in ticks], columns)
 
 
-def horizontal_bars(items: list[tuple[object, int]], width: int = 720, row_height: int = 26,
-                    label_width: int = 170) -> BarChart:
-    """One bar per ``(key, count)`` in the given order; the x axis starts at 0."""
-    plot_top = PLOT_TOP
-    plot_bottom = plot_top + row_height * max(1, len(items))
-    plot_right = width - PLOT_RIGHT_PAD - 40
-    ticks = nice_ticks(max((n for _, n in items), default=0))
-    scale = (plot_right - label_width) / ticks[-1]
-    bars = [Segment(key, n, label_width, plot_top + i * row_height + row_height * 0.2, n * scale, row_height * 0.6)
-            for i, (key, n) in enumerate(items)]
-    return BarChart(width, int(plot_bottom + PLOT_BOTTOM_PAD), label_width, plot_right, plot_top, plot_bottom,
-                    [Tick(t, label_width + t * scale, f"{t:,}") for t in ticks], bars)
+@dataclass(frozen=True)
+class TrendMark:
+    """One week of a small multiple: ``week`` its ISO start date, ``value`` ``None`` for no data (no mark drawn).
+
+    A column chart's marks carry ``segments`` (stacked from the bottom); a line's are points at ``(x, y)``.
+    """
+
+    week: str
+    value: float | None
+    x: float
+    y: float
+    current: bool
+    segments: tuple[Segment, ...] = ()
+
+
+@dataclass
+class SmallMultiple:
+    """A small chart of 12 weeks: a polyline (``path``, empty for columns) or stacked columns, ``top`` the value
+    of the plot's top edge, ``column_width`` the width of a column."""
+
+    width: int
+    height: int
+    plot_top: float
+    baseline: float
+    top: float
+    marks: list[TrendMark]
+    path: str = ""
+    column_width: float = 0.0
+
+
+SMALL_WIDTH, SMALL_HEIGHT, SMALL_PAD = 300, 84, 6
+
+
+def _small_scale(values: list[float | None], ceiling: float | None) -> tuple[float, float, float]:
+    top = ceiling if ceiling is not None else max((v for v in values if v is not None), default=0) or 1
+    baseline = SMALL_HEIGHT - SMALL_PAD
+    return top, baseline, (baseline - SMALL_PAD) / top
+
+
+def trend_line(weeks: list[str], values: list[float | None], current: int, ceiling: float | None = None) -> \
+        SmallMultiple:
+    """A line over ``values`` (one per week, oldest first; ``None`` breaks the line); ``current`` is the marked index.
+
+    The y axis starts at 0 and ends at ``ceiling`` (a rate: 1) or the largest value.
+    """
+    top, baseline, scale = _small_scale(values, ceiling)
+    slot = (SMALL_WIDTH - 2 * SMALL_PAD) / max(1, len(weeks) - 1)
+    marks = [TrendMark(week, value, SMALL_PAD + i * slot, baseline - (value or 0) * scale, i == current)
+             for i, (week, value) in enumerate(zip(weeks, values, strict=True))]
+    path, pen_down = [], False
+    for mark in marks:
+        if mark.value is None:
+            pen_down = False
+            continue
+        path.append(f"{'L' if pen_down else 'M'}{mark.x:.1f} {mark.y:.1f}")
+        pen_down = True
+    return SmallMultiple(SMALL_WIDTH, SMALL_HEIGHT, SMALL_PAD, baseline, top, marks, path=" ".join(path))
+
+
+def trend_columns(weeks: list[str], counts: list[dict], order: list, current: int) -> SmallMultiple:
+    """Stacked columns of ``counts`` (``{key: n}`` per week, keys bottom-up in ``order``, others last)."""
+    totals = [sum(c.values()) for c in counts]
+    top, baseline, scale = _small_scale(totals, None)
+    slot = (SMALL_WIDTH - 2 * SMALL_PAD) / max(1, len(weeks))
+    width = slot * 0.7
+    marks = []
+    for i, (week, by_key, total) in enumerate(zip(weeks, counts, totals, strict=True)):
+        x, y, segments = SMALL_PAD + i * slot + slot * 0.15, baseline, []
+        for key in [k for k in order if k in by_key] + [k for k in by_key if k not in order]:
+            h = by_key[key] * scale
+            y -= h
+            segments.append(Segment(key, by_key[key], x, y, width, h))
+        marks.append(TrendMark(week, total, x, y, i == current, tuple(segments)))
+    return SmallMultiple(SMALL_WIDTH, SMALL_HEIGHT, SMALL_PAD, baseline, top, marks, column_width=width)

@@ -20,24 +20,34 @@ database keeps each row's current status only (no history of changes), so
   period. **Success rate** = completed ÷ (completed + failed).
 - **Median takedown time**: the median of ``completed_at − created_at`` over
   the completed actions above (those with a ``created_at``).
-- **Critical alerts**: new alerts of severity ``critical``.
+- **New critical alerts**: new alerts of severity ``critical``.
+
+The briefing's other figures have modules of their own, each collected here
+into :class:`ReportData`: 12-week trends (:mod:`~eclipse_exports.reports.history`),
+brands at risk (:mod:`~eclipse_exports.reports.brands`), the backlog's ageing
+and the open critical alerts (:mod:`~eclipse_exports.reports.ageing`), and the
+takedown breakdown (:mod:`~eclipse_exports.reports.takedowns`).
 
 Every query binds the workspace id. Counts are grouped in SQL; only the
-durations of one period's completed actions and the capped lists come back
-as rows, so memory does not grow with the workspace's history.
+durations of one period's completed actions (or first actions) and the capped
+lists come back as rows, so memory does not grow with the workspace's history.
 """
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from eclipse_exports.source.schema import actions, alerts, brands, infringements, workspaces
+from eclipse_exports.reports.ageing import OLDEST_LISTED, Ageing, collect_ageing
+from eclipse_exports.reports.brands import BrandRisk, brands_at_risk
+from eclipse_exports.reports.history import TrendPoint, collect_trends
+from eclipse_exports.reports.queries import OPEN_INFRINGEMENT_STATUSES, as_utc, between, counts
+from eclipse_exports.reports.takedowns import TakedownBreakdown, collect_takedowns
+from eclipse_exports.source.schema import actions, alerts, infringements, workspaces
 
-LIST_LIMIT = 25
-OPEN_INFRINGEMENT_STATUSES = ("open", "in_review", "takedown_requested")
+LIST_LIMIT = OLDEST_LISTED
 MAX_CHART_BARS = 62
 
 
@@ -101,8 +111,11 @@ class ReportData(PeriodFigures):
     count the rows the period covers (alerts and infringements detected,
     actions created in it) by current status (:attr:`alert_count` and its
     siblings are their totals); :attr:`row_count` is the rows the page lists.
-    Lists hold at most ``LIST_LIMIT`` dicts, most recent first; the
-    ``*_count`` fields say how many there were in all.
+    ``trends`` are the last 12 weeks (oldest first, the last one this
+    period's end), ``brands`` the brands at risk, ``ageing`` the backlog's
+    ages with the oldest open infringements and open critical alerts (at most
+    ``LIST_LIMIT`` each, oldest first; counts say how many in all), and
+    ``takedowns`` the takedown breakdown.
     """
 
     workspace_id: str
@@ -113,20 +126,22 @@ class ReportData(PeriodFigures):
     alerts_by_status: dict = field(default_factory=dict)
     infringements_by_status: dict = field(default_factory=dict)
     actions_by_status: dict = field(default_factory=dict)
-    critical_alerts: list[dict] = field(default_factory=list)
-    critical_alert_count: int = 0
-    open_infringements: list[dict] = field(default_factory=list)
     alerts_per_bar: list[DayCounts] = field(default_factory=list)
     previous: PeriodFigures | None = None
+    trends: list[TrendPoint] = field(default_factory=list)
+    brands: list[BrandRisk] = field(default_factory=list)
+    ageing: Ageing = field(default_factory=Ageing)
+    takedowns: TakedownBreakdown = field(default_factory=TakedownBreakdown)
 
     @property
     def row_count(self) -> int:
-        """The rows the page lists (critical alerts and open infringements, each capped at ``LIST_LIMIT``).
+        """The rows the page lists (open critical alerts and the oldest open infringements, each capped at
+        ``LIST_LIMIT``).
 
         Like a data export's, a report's ``rowCount`` counts the rows in the file; the page marks each
         with ``data-row``. The figures it summarizes are :attr:`alert_count` and its siblings.
         """
-        return len(self.critical_alerts) + len(self.open_infringements)
+        return len(self.ageing.critical_open) + len(self.ageing.oldest)
 
     @property
     def alert_count(self) -> int:
@@ -155,27 +170,11 @@ class ReportData(PeriodFigures):
                     or self.actions_completed or self.actions_failed)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes (stored in UTC); PostgreSQL aware ones."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _counts(conn: Connection, column, where: ColumnElement) -> dict:
-    rows = conn.execute(select(column, func.count()).where(where).group_by(column))
-    return {value: n for value, n in rows}
-
-
-def _between(column, start: datetime, end: datetime) -> ColumnElement:
-    return and_(column >= start, column < end)
-
-
 def _durations(conn: Connection, workspace_id: str, start: datetime, end: datetime) -> list[float]:
     query = select(actions.c.created_at, actions.c.completed_at).where(
         actions.c.workspace_id == workspace_id, actions.c.status == "completed",
-        _between(actions.c.completed_at, start, end), actions.c.created_at.is_not(None))
-    return [(_utc(done) - _utc(created)).total_seconds() for created, done in conn.execute(query)]
+        between(actions.c.completed_at, start, end), actions.c.created_at.is_not(None))
+    return [(as_utc(done) - as_utc(created)).total_seconds() for created, done in conn.execute(query)]
 
 
 def period_figures(conn: Connection, workspace_id: str, start: datetime, end: datetime,
@@ -185,16 +184,16 @@ def period_figures(conn: Connection, workspace_id: str, start: datetime, end: da
     Fills ``into`` when given (a :class:`ReportData`), else a new :class:`PeriodFigures`.
     """
     figures = into if into is not None else PeriodFigures()
-    new_alerts = and_(alerts.c.workspace_id == workspace_id, _between(alerts.c.detected_at, start, end))
-    figures.alerts_by_severity = _counts(conn, alerts.c.severity, new_alerts)
+    new_alerts = and_(alerts.c.workspace_id == workspace_id, between(alerts.c.detected_at, start, end))
+    figures.alerts_by_severity = counts(conn, alerts.c.severity, new_alerts)
     figures.alerts_resolved = conn.execute(select(func.count()).where(
         new_alerts, alerts.c.status == "resolved")).scalar_one()
-    figures.infringements_by_type = _counts(conn, infringements.c.type, and_(
-        infringements.c.workspace_id == workspace_id, _between(infringements.c.detected_at, start, end)))
-    figures.open_infringements_by_status = _counts(conn, infringements.c.status, _open_at(workspace_id, end))
-    finished = _counts(conn, actions.c.status, and_(
+    figures.infringements_by_type = counts(conn, infringements.c.type, and_(
+        infringements.c.workspace_id == workspace_id, between(infringements.c.detected_at, start, end)))
+    figures.open_infringements_by_status = counts(conn, infringements.c.status, _open_at(workspace_id, end))
+    finished = counts(conn, actions.c.status, and_(
         actions.c.workspace_id == workspace_id, actions.c.status.in_(("completed", "failed")),
-        _between(actions.c.completed_at, start, end)))
+        between(actions.c.completed_at, start, end)))
     figures.actions_completed = finished.get("completed", 0)
     figures.actions_failed = finished.get("failed", 0)
     durations = _durations(conn, workspace_id, start, end)
@@ -221,9 +220,9 @@ def chart_bars(start: datetime, end: datetime) -> list[tuple[datetime, datetime]
 def _alerts_per_bar(conn: Connection, workspace_id: str, start: datetime, end: datetime) -> list[DayCounts]:
     bars = chart_bars(start, end)
     detected = alerts.c.detected_at
-    columns = [func.sum(case((_between(detected, a, b), 1), else_=0)) for a, b in bars]
+    columns = [func.sum(case((between(detected, a, b), 1), else_=0)) for a, b in bars]
     rows = conn.execute(select(alerts.c.severity, *columns).where(
-        alerts.c.workspace_id == workspace_id, _between(detected, start, end)).group_by(alerts.c.severity)).all()
+        alerts.c.workspace_id == workspace_id, between(detected, start, end)).group_by(alerts.c.severity)).all()
     return [DayCounts(a, b, {row[0]: int(row[i + 1] or 0) for row in rows if row[i + 1]})
             for i, (a, b) in enumerate(bars)]
 
@@ -241,27 +240,17 @@ def collect_report(conn: Connection, workspace_id: str, period_start: datetime, 
     period_figures(conn, workspace_id, period_start, period_end, into=data)
     data.previous = period_figures(conn, workspace_id, data.previous_start, period_start)
 
-    new_alerts = and_(alerts.c.workspace_id == workspace_id, _between(alerts.c.detected_at, period_start, period_end))
-    data.alerts_by_status = _counts(conn, alerts.c.status, new_alerts)
-    data.infringements_by_status = _counts(conn, infringements.c.status, and_(
+    new_alerts = and_(alerts.c.workspace_id == workspace_id, between(alerts.c.detected_at, period_start, period_end))
+    data.alerts_by_status = counts(conn, alerts.c.status, new_alerts)
+    data.infringements_by_status = counts(conn, infringements.c.status, and_(
         infringements.c.workspace_id == workspace_id,
-        _between(infringements.c.detected_at, period_start, period_end)))
-    data.actions_by_status = _counts(conn, actions.c.status, and_(
-        actions.c.workspace_id == workspace_id, _between(actions.c.created_at, period_start, period_end)))
+        between(infringements.c.detected_at, period_start, period_end)))
+    data.actions_by_status = counts(conn, actions.c.status, and_(
+        actions.c.workspace_id == workspace_id, between(actions.c.created_at, period_start, period_end)))
     data.alerts_per_bar = _alerts_per_bar(conn, workspace_id, period_start, period_end)
 
-    critical = and_(new_alerts, alerts.c.severity == "critical")
-    data.critical_alert_count = data.critical_alerts_new
-    data.critical_alerts = [dict(r._mapping, detected_at=_utc(r.detected_at)) for r in conn.execute(
-        select(alerts.c.id, alerts.c.title, alerts.c.url, brands.c.name.label("brand"), alerts.c.status,
-               alerts.c.detected_at)
-        .select_from(alerts.outerjoin(brands, brands.c.id == alerts.c.brand_id))
-        .where(critical).order_by(alerts.c.detected_at.desc(), alerts.c.id).limit(LIST_LIMIT))]
-    data.open_infringements = [dict(r._mapping, detected_at=_utc(r.detected_at)) for r in conn.execute(
-        select(infringements.c.id, infringements.c.title, infringements.c.type, infringements.c.domain,
-               brands.c.name.label("brand"), infringements.c.severity, infringements.c.status,
-               infringements.c.detected_at)
-        .select_from(infringements.outerjoin(brands, brands.c.id == infringements.c.brand_id))
-        .where(_open_at(workspace_id, period_end))
-        .order_by(infringements.c.detected_at.desc(), infringements.c.id).limit(LIST_LIMIT))]
+    data.trends = collect_trends(conn, workspace_id, period_end)
+    data.brands = brands_at_risk(conn, workspace_id, period_start, period_end)
+    data.ageing = collect_ageing(conn, workspace_id, period_end)
+    data.takedowns = collect_takedowns(conn, workspace_id, period_start, period_end)
     return data

@@ -11,91 +11,34 @@ can be read back by machines (the tests do).
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
-from eclipse_exports.reports.charts import horizontal_bars, stacked_columns
+from eclipse_exports.config import Settings
+from eclipse_exports.reports.ageing import AGE_BUCKETS
+from eclipse_exports.reports.brief import BriefThresholds, build_brief
+from eclipse_exports.reports.charts import stacked_columns, trend_columns, trend_line
 from eclipse_exports.reports.figures import LIST_LIMIT, ReportData
 from eclipse_exports.reports.rendering import html_template
+from eclipse_exports.reports.wording import (
+    SEVERITY_ORDER,
+    WORDS,
+    duration,
+    is_week,
+    moment_utc,
+    number,
+    percent,
+    period_label,
+    period_noun,
+    previous_noun,
+    slug,
+    word,
+)
 
 TEMPLATE = "executive_report.html"
+# SVG colours as attributes: WeasyPrint (the PDF) does not style inline SVG from the page's stylesheet.
+SEVERITY_FILLS = {"critical": "#8e1519", "high": "#d4380d", "medium": "#e3a008", "low": "#4a6fd1",
+                  "not_set": "#a0a7b0", "other": "#6e7781"}
 TITLE_CHARS = 160
-
-SEVERITY_ORDER = ("critical", "high", "medium", "low")
-WORDS = {
-    "severity": {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low"},
-    "alert_status": {"new": "New", "acknowledged": "Acknowledged", "resolved": "Resolved", "dismissed": "Dismissed"},
-    "infringement_type": {"phishing": "Phishing", "counterfeit": "Counterfeit", "impersonation": "Impersonation",
-                          "trademark": "Trademark misuse", "domain_squatting": "Domain squatting",
-                          "social_media": "Social media"},
-    "infringement_status": {"open": "Open", "in_review": "In review", "takedown_requested": "Takedown requested",
-                            "resolved": "Resolved", "rejected": "Rejected"},
-}
-NOT_SET = "Not set"
-
-
-def word(vocabulary: str, value: object) -> str:
-    """A vocabulary value as words; ``None`` is "Not set"; a value outside the vocabulary is shown as it is."""
-    if value is None:
-        return NOT_SET
-    return WORDS[vocabulary].get(value, str(value))
-
-
-def slug(vocabulary: str, value: object) -> str:
-    """A CSS-safe name for a value: itself when in the vocabulary, ``not_set`` for ``None``, else ``other``."""
-    if value is None:
-        return "not_set"
-    return str(value) if value in WORDS[vocabulary] else "other"
-
-
-def number(n: int) -> str:
-    """``1234`` → ``1,234``."""
-    return f"{n:,}"
-
-
-def day(moment: datetime) -> str:
-    """``Mon 23 Nov 2026`` (the UTC date)."""
-    return moment.astimezone(UTC).strftime("%a %-d %b %Y")
-
-
-def moment_utc(moment: datetime | None) -> str:
-    """``23 Nov 2026, 14:05 UTC``; empty for ``None``."""
-    if moment is None:
-        return ""
-    return moment.astimezone(UTC).strftime("%-d %b %Y, %H:%M UTC")
-
-
-def duration(seconds: float | None) -> str:
-    """A takedown time in the unit a reader expects: ``45 minutes``, ``31.5 hours``, ``3.2 days``; ``—`` for none."""
-    if seconds is None:
-        return "—"
-    if seconds < 3600:
-        return f"{round(seconds / 60):,} minutes"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:,.1f} hours"
-    return f"{seconds / 86400:,.1f} days"
-
-
-def percent(rate: float | None) -> str:
-    """``0.8333`` → ``83.3%``; ``—`` for none."""
-    return "—" if rate is None else f"{rate * 100:.1f}%"
-
-
-def is_week(start: datetime, end: datetime) -> bool:
-    """Whether ``[start, end)`` is a calendar week, Monday 00:00 UTC to the next."""
-    start = start.astimezone(UTC)
-    return end - start == timedelta(days=7) and start.weekday() == 0 and start.time() == datetime.min.time()
-
-
-def period_label(start: datetime, end: datetime, say_utc: bool = True) -> str:
-    """``Mon 23 Nov 2026 – Sun 29 Nov 2026 (UTC)`` for whole days, else both moments with their time.
-
-    ``say_utc=False`` leaves out the ``(UTC)`` of whole days (for text that says it already).
-    """
-    whole_days = start.astimezone(UTC).time() == end.astimezone(UTC).time() == datetime.min.time()
-    if whole_days:
-        return f"{day(start)} – {day(end - timedelta(days=1))}" + (" (UTC)" if say_utc else "")
-    return f"{moment_utc(start)} – {moment_utc(end)}"
-
 
 @dataclass(frozen=True)
 class Change:
@@ -216,29 +159,62 @@ def _alerts_chart(data: ReportData) -> dict:
             "description": "; ".join(lines) + "."}
 
 
-def _types_chart(data: ReportData) -> dict:
-    rows = sorted(ordered(data.infringements_by_type, "infringement_type"), key=lambda r: -r[1])
-    geometry = horizontal_bars(rows)
-    description = "; ".join(f"{word('infringement_type', key)}: {number(n)}" for key, n in rows)
-    return {"geometry": geometry, "rows": rows, "description": (description or "none") + "."}
+def _short_date(moment) -> str:
+    return moment.astimezone(UTC).strftime("%-d %b")
 
 
-def period_noun(data: ReportData) -> str:
-    """``this week`` for a calendar week, else ``in this period``."""
-    return "this week" if is_week(data.period_start, data.period_end) else "in this period"
+def _trends(data: ReportData) -> list[dict]:
+    """The four small multiples of the 12-week trends, each with its points' words for a text alternative."""
+    points = data.trends
+    if not points:
+        return []
+    weeks = [p.start.astimezone(UTC).date().isoformat() for p in points]
+    current = len(points) - 1
+    labels = [_short_date(p.start) for p in points]
+
+    def described(values: list, shown) -> str:
+        return "; ".join(f"week of {label}: {shown(v)}" for label, v in zip(labels, values, strict=True)) + "."
+
+    alerts = [p.alerts_new for p in points]
+    backlog = [p.open_backlog for p in points]
+    rates = [p.takedown_success_rate for p in points]
+    medians = [p.median_takedown_seconds for p in points]
+    trends = [
+        {"name": "alerts_new", "title": "New alerts, by severity", "now": number(alerts[-1]),
+         "chart": trend_columns(weeks, [p.alerts_by_severity for p in points], list(SEVERITY_ORDER), current),
+         "shown": [number(v) for v in alerts], "description": described(alerts, number)},
+        {"name": "open_backlog", "title": "Open backlog at week's end", "now": number(backlog[-1]),
+         "chart": trend_line(weeks, backlog, current), "shown": [number(v) for v in backlog],
+         "description": described(backlog, number)},
+        {"name": "takedown_success_rate", "title": "Takedown success rate", "now": percent(rates[-1]),
+         "chart": trend_line(weeks, rates, current, ceiling=1.0), "shown": [percent(v) for v in rates],
+         "description": described(rates, percent)},
+        {"name": "median_takedown_seconds", "title": "Median takedown time", "now": duration(medians[-1]),
+         "chart": trend_line(weeks, medians, current), "shown": [duration(v) for v in medians],
+         "description": described(medians, duration)},
+    ]
+    for trend, shown in zip(trends, (number, number, percent, duration), strict=True):
+        top = trend["chart"].top
+        trend["top"] = shown(int(top)) if shown is number else shown(top)
+    return trends
 
 
-def previous_noun(data: ReportData) -> str:
-    """``the previous week``, ``the previous 30 days`` or ``the previous 36 hours``."""
-    length = data.period_end - data.period_start
-    if is_week(data.period_start, data.period_end):
-        return "the previous week"
-    if length % timedelta(days=1) == timedelta(0):
-        return f"the previous {length.days} days"
-    return f"the previous {length.total_seconds() / 3600:g} hours"
+def _age(seconds: float) -> str:
+    days = int(seconds // 86_400)
+    return f"{days:,} day{'s' if days != 1 else ''}" if days else f"{int(seconds // 3600)} h"
 
 
-def _context(data: ReportData) -> dict:
+def _takedown_rows(data: ReportData) -> list[dict]:
+    rows = []
+    for action_type, (completed, failed) in sorted(data.takedowns.by_type.items(), key=lambda r: str(r[0])):
+        rows.append({"key": action_type, "label": word("action_type", action_type), "slug": slug("action_type",
+                                                                                                  action_type),
+                     "completed": completed, "failed": failed,
+                     "rate": completed / (completed + failed) if completed + failed else None})
+    return rows
+
+
+def _context(data: ReportData, thresholds: BriefThresholds) -> dict:
     previous = data.previous
     noun = period_noun(data)
     return {
@@ -258,7 +234,13 @@ def _context(data: ReportData) -> dict:
                                        "infringement_type", False), key=lambda r: -r["count"]),
         "open_rows": _breakdown(data.open_infringements_by_status, None, "infringement_status", None),
         "alerts_chart": _alerts_chart(data),
-        "types_chart": _types_chart(data),
+        "brief": build_brief(data, thresholds, noun, previous_noun(data)),
+        "trends": _trends(data),
+        "trend_labels": [_short_date(p.start) for p in data.trends],
+        "age_buckets": [(name, label, data.ageing.buckets.get(name, 0)) for name, label, _ in AGE_BUCKETS],
+        "takedown_rows": _takedown_rows(data),
+        "age": _age,
+        "fills": SEVERITY_FILLS,
         "severity_order": SEVERITY_ORDER,
         "list_limit": LIST_LIMIT,
         "title_chars": TITLE_CHARS,
@@ -272,6 +254,11 @@ def _context(data: ReportData) -> dict:
     }
 
 
-def render_report(data: ReportData) -> str:
-    """The report as one HTML page (UTF-8 text): inline CSS and SVG, no scripts, every value autoescaped."""
-    return html_template(TEMPLATE, trim_blocks=True).render(**_context(data))
+def render_report(data: ReportData, thresholds: BriefThresholds | None = None) -> str:
+    """The report as one HTML page (UTF-8 text): inline CSS and SVG, no scripts, every value autoescaped.
+
+    ``thresholds`` decide the brief's sentences (default: the ``ECLIPSE_BRIEF_*`` settings).
+    """
+    if thresholds is None:
+        thresholds = BriefThresholds.from_settings(Settings.from_env())
+    return html_template(TEMPLATE, trim_blocks=True).render(**_context(data, thresholds))

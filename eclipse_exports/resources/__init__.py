@@ -7,6 +7,7 @@ the Dagster UI. Tests set the fields to their throwaway services.
 """
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
 from dagster import ConfigurableResource
@@ -22,7 +23,10 @@ from eclipse_exports.exports.run import ExportLimits
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.retention.policy import RetentionPolicy
 from eclipse_exports.source.engine import source_engine
-from eclipse_exports.storage.client import ExportStorage, make_s3_client
+from eclipse_exports.storage.client import ExportStorage, storage_from_settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def _settings() -> Settings:
@@ -80,10 +84,8 @@ class ExportStorageResource(ConfigurableResource):
 
     @cached_property
     def _storage(self) -> ExportStorage:
-        settings = _settings()
-        client = make_s3_client(self.endpoint_url or settings.s3_endpoint_url)
-        prefix = settings.s3_prefix if self.prefix is None else self.prefix
-        return ExportStorage(client, self.bucket or settings.s3_bucket, prefix)
+        return storage_from_settings(_settings(), endpoint_url=self.endpoint_url, bucket=self.bucket,
+                                     prefix=self.prefix)
 
     def get_storage(self) -> ExportStorage:
         """Keys, uploads, presigned URLs and deletes for the export bucket."""
@@ -129,6 +131,27 @@ class ExportLimitsResource(ConfigurableResource):
             "retention_hours": self.retention_hours or s.retention_hours,
             "report_retention_days": self.get_report_retention_days()}))
 
+class AuditSigningResource(ConfigurableResource):
+    """The Ed25519 key that signs the daily audit archives, and how long they live.
+
+    The key is ``ECLIPSE_AUDIT_SIGNING_KEY`` (PEM), never resource config; unset, a key generated once in the
+    local data folder (``ECLIPSE_DATA_DIR``). ``retention_days`` defaults to ``ECLIPSE_AUDIT_RETENTION_DAYS``.
+    """
+
+    retention_days: int | None = None
+
+    def get_key(self) -> "Ed25519PrivateKey":
+        """The private key; raises ``SigningKeyError`` for a key that is not an Ed25519 PEM."""
+        from eclipse_exports.audit.signing import load_private_key
+
+        settings = _settings()
+        return load_private_key(settings.audit_signing_key, settings.data_dir)
+
+    def get_retention_days(self) -> int:
+        """Days an audit archive lives (default 400)."""
+        return self.retention_days or _settings().audit_retention_days
+
+
 class SmtpResource(ConfigurableResource):
     """The SMTP server of the weekly report emails. ``url`` defaults to ``ECLIPSE_SMTP_URL``; unset = no email.
 
@@ -153,4 +176,5 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "storage": ExportStorageResource(),
         "limits": ExportLimitsResource(),
         "smtp": SmtpResource(),
+        "audit_signing": AuditSigningResource(),
     }

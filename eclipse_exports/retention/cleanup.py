@@ -148,6 +148,8 @@ def _sweep_objects(storage: ExportStorage, store: JobStatusStore, summary: Clean
                     counters.reconcile(current)
                 current = workspace_id
             modified = _as_utc(obj["LastModified"])
+            if parsed is not None and parsed.kind == "audit":
+                continue  # audit archives have their own retention (eclipse_exports/audit/archive.py)
             if workspace_id in purged:
                 deleter.add(key, workspace_id, obj["Size"], parsed)
             elif parsed is None:

@@ -121,7 +121,7 @@ class BatchDeleter:
             outcome.removed = batch
             return outcome
         try:
-            refused = dict(self.storage.delete_keys([key for key, *_ in batch]))
+            refused = dict(self.storage.delete_keys([(key, ws) for key, ws, *_ in batch]))
         except STORAGE_ERRORS as exc:
             outcome.failed.append((batch, f"DeleteObjects failed: {error_cause(exc)}"))
             return outcome

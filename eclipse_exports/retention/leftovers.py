@@ -55,7 +55,7 @@ def discard_job_files(storage: ExportStorage, client: redis.Redis, job_id: str, 
         size = storage.object_size(key)
         if size is None:
             continue
-        storage.delete(key)
+        storage.delete(key, workspace_id=workspace_id)
         usage.add(workspace_id, -size)
         outcome.files_deleted += 1
         outcome.bytes_removed += size

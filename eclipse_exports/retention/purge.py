@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from eclipse_exports.audit.trail import PURGED, AuditTrail, system_actor
 from eclipse_exports.queue.keys import (
     PURGED_WORKSPACES,
 )
@@ -29,6 +30,9 @@ class PurgeOutcome:
 def purge_workspace(storage: ExportStorage, client: redis.Redis, workspace_id: str, retention_hours: int = 72,
                     deadline: float | None = None) -> PurgeOutcome:
     """Delete every object and incomplete upload under the workspace's prefix and expire its jobs' files.
+
+    The workspace's audit archives (``audit/``) stay: they are the record of what was exported and who got it,
+    which an auditor may need after the workspace is gone; they expire after ``ECLIPSE_AUDIT_RETENTION_DAYS``.
 
     Once nothing failed the workspace is recorded as purged (Redis set
     ``eclipse:exports:purged-workspaces``): later clean-up passes delete any
@@ -54,7 +58,9 @@ def purge_workspace(storage: ExportStorage, client: redis.Redis, workspace_id: s
         try:
             for obj in _until(storage.iter_objects(prefix), deadline):
                 summary.objects_listed += 1
-                deleter.add(obj["Key"], workspace_id, obj["Size"], storage.parse_key(obj["Key"]))
+                parsed = storage.parse_key(obj["Key"])
+                if parsed is None or parsed.kind != "audit":
+                    deleter.add(obj["Key"], workspace_id, obj["Size"], parsed)
         finally:
             deleter.finish()
         finished = deadline is None or time.monotonic() < deadline
@@ -65,6 +71,10 @@ def purge_workspace(storage: ExportStorage, client: redis.Redis, workspace_id: s
         try:
             client.sadd(PURGED_WORKSPACES, workspace_id)
             WorkspaceUsage(client, storage).forget(workspace_id)
+            tally = summary.tally(workspace_id)
+            AuditTrail(client).append(workspace_id, PURGED, actor=system_actor("retention"), details={
+                "files": tally.files, "reports": tally.reports, "bytesRemoved": tally.bytes_removed,
+                "uploadsAborted": tally.uploads_aborted, "auditArchivesKept": True})
         except redis.RedisError as exc:
             summary.errors.append(f"purge of {workspace_id} not recorded: {error_cause(exc)}")
             complete = False

@@ -2,7 +2,8 @@
 
 Each run judges ages as of its scheduled moment, so a run that waited in the
 queue deletes exactly what was due at its tick. A tick while a clean-up run is
-still queued or running is skipped (two passes would race for the same keys).
+still queued or running is skipped (two passes would race for the same keys),
+and so is a catch-up tick a cron change makes up (:mod:`~eclipse_exports.schedules.cron_guard`).
 """
 
 import os
@@ -18,6 +19,7 @@ from dagster import (
 )
 
 from eclipse_exports.jobs import export_cleanup_job
+from eclipse_exports.schedules.cron_guard import catch_up_skip, checked_cron
 
 DEFAULT_CLEANUP_CRON = "0 * * * *"
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -26,11 +28,14 @@ UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
 
 def cleanup_cron() -> str:
     """The schedule's cron string: ``ECLIPSE_CLEANUP_CRON``, default hourly on the hour."""
-    return os.environ.get("ECLIPSE_CLEANUP_CRON") or DEFAULT_CLEANUP_CRON
+    return checked_cron("ECLIPSE_CLEANUP_CRON", os.environ.get("ECLIPSE_CLEANUP_CRON") or DEFAULT_CLEANUP_CRON)
+
+
+SCHEDULE_NAME = "export_cleanup_schedule"
 
 
 @schedule(
-    name="export_cleanup_schedule",
+    name=SCHEDULE_NAME,
     job=export_cleanup_job,
     cron_schedule=cleanup_cron(),
     execution_timezone="UTC",
@@ -38,6 +43,9 @@ def cleanup_cron() -> str:
     description="Retention clean-up: expired exports and reports, stale uploads, streams, usage counters.",
 )
 def export_cleanup_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+    skip = catch_up_skip(context.instance, SCHEDULE_NAME, cleanup_cron(), context.scheduled_execution_time)
+    if skip is not None:
+        return skip
     running = context.instance.get_runs(RunsFilter(job_name=export_cleanup_job.name, statuses=UNFINISHED), limit=1)
     if running:
         return SkipReason(f"clean-up run {running[0].run_id} has not finished yet")

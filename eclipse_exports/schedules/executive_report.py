@@ -1,4 +1,5 @@
-"""``executive_report_schedule``: every Monday at 06:00 UTC, last week's report for every active workspace.
+"""``executive_report_schedule``: every Monday at 06:00 UTC (``ECLIPSE_REPORT_CRON``), last week's report for every
+active workspace.
 
 One evaluation reads the ``active`` workspaces from the source database
 (archived and deleted ones get no report), adds any that are not yet in the
@@ -10,9 +11,14 @@ the ranges of its dimensions: here one week × consecutive workspaces).
 
 Each run has a stable run key, ``executive_report:{week}:{first}..{last}``
 (``executive_report:{week}:{workspace}`` for one), and an evaluation skips
-every partition that a run of the same tick already covers, so evaluating a
-tick again (after a daemon restart, say) never launches a partition twice,
-even if workspaces changed in between.
+every partition that a run of this schedule already covers for that week, in
+this tick or an earlier one, so evaluating a tick again (after a daemon
+restart, say) or a second tick for the same week (after a cron change) never
+launches a partition twice, even if workspaces changed in between. A
+catch-up tick that a cron change makes up is skipped first
+(:mod:`~eclipse_exports.schedules.cron_guard`); and a run of this schedule
+mails a partition only if no earlier materialization of it was mailed
+(``assets/executive_report.py``).
 """
 
 from collections.abc import Iterable
@@ -29,18 +35,24 @@ from dagster import (
     schedule,
 )
 
-from eclipse_exports.assets.executive_report import REPORTS_PER_RUN
+from eclipse_exports.assets.executive_report import REPORTS_PER_RUN, SCHEDULE_NAME
+from eclipse_exports.config import Settings
 from eclipse_exports.jobs import executive_report_job
 from eclipse_exports.partitions import executive_report_partitions, workspace_partitions
 from eclipse_exports.reports.weekly import FIRST_REPORT_WEEK, ReportWeek
 from eclipse_exports.resources import SourceDatabaseResource
+from eclipse_exports.schedules.cron_guard import SCHEDULE_NAME_TAG, SCHEDULED_TIME_TAG, catch_up_skip, checked_cron
 from eclipse_exports.source.access import active_workspace_ids
 
-SCHEDULE_NAME = "executive_report_schedule"
-# Dagster 1.13's own run tags (dagster._core.storage.tags): a partition range, and the schedule tick of a run.
+# Dagster 1.13's own run tags (dagster._core.storage.tags): a partition range.
 RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
-SCHEDULE_NAME_TAG, SCHEDULED_TIME_TAG = "dagster/schedule_name", ".dagster/scheduled_execution_time"
+WEEK_TAG = "eclipse/report_week"
+
+
+def report_cron() -> str:
+    """The schedule's cron string (UTC): ``ECLIPSE_REPORT_CRON``, default Mondays 06:00."""
+    return checked_cron("ECLIPSE_REPORT_CRON", Settings.from_env().report_cron)
 
 
 def report_batches(partition_order: list[str], wanted: Iterable[str], size: int) -> list[list[str]]:
@@ -61,18 +73,22 @@ def report_batches(partition_order: list[str], wanted: Iterable[str], size: int)
 
 
 def run_request_for(week: ReportWeek, batch: list[str]) -> RunRequest:
-    """The run of one batch of workspaces for ``week``, with its stable run key."""
+    """The run of one batch of workspaces for ``week``, with its stable run key (and the week as a tag)."""
     first, last = batch[0], batch[-1]
     if len(batch) == 1:
-        return RunRequest(run_key=f"executive_report:{week.key}:{first}", partition_key=f"{week.key}|{first}")
+        return RunRequest(run_key=f"executive_report:{week.key}:{first}", partition_key=f"{week.key}|{first}",
+                          tags={WEEK_TAG: week.key})
     return RunRequest(run_key=f"executive_report:{week.key}:{first}..{last}",
-                      tags={RANGE_START_TAG: f"{week.key}|{first}", RANGE_END_TAG: f"{week.key}|{last}"})
+                      tags={RANGE_START_TAG: f"{week.key}|{first}", RANGE_END_TAG: f"{week.key}|{last}",
+                            WEEK_TAG: week.key})
 
 
 def launched_workspaces(instance: DagsterInstance, scheduled_at: datetime, week: ReportWeek) -> set[str]:
-    """Workspaces of ``week`` that runs of this schedule's tick at ``scheduled_at`` already cover."""
-    runs = instance.get_runs(RunsFilter(tags={SCHEDULE_NAME_TAG: SCHEDULE_NAME,
-                                              SCHEDULED_TIME_TAG: scheduled_at.isoformat()}))
+    """Workspaces of ``week`` that runs of this schedule already cover: of the tick at ``scheduled_at``, or of
+    any tick whose run carries the week's tag."""
+    runs = [*instance.get_runs(RunsFilter(tags={SCHEDULE_NAME_TAG: SCHEDULE_NAME,
+                                                SCHEDULED_TIME_TAG: scheduled_at.isoformat()})),
+            *instance.get_runs(RunsFilter(tags={SCHEDULE_NAME_TAG: SCHEDULE_NAME, WEEK_TAG: week.key}))]
     covered = set()
     for run in runs:
         start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
@@ -89,15 +105,18 @@ def launched_workspaces(instance: DagsterInstance, scheduled_at: datetime, week:
 @schedule(
     name=SCHEDULE_NAME,
     job=executive_report_job,
-    cron_schedule="0 6 * * 1",
+    cron_schedule=report_cron(),
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Mondays 06:00 UTC: the previous week's executive_report for every active workspace, "
-                f"up to {REPORTS_PER_RUN} workspaces per run.",
+    description=f"{report_cron()} (UTC; ECLIPSE_REPORT_CRON): the previous week's executive_report for every "
+                f"active workspace not yet launched for that week, up to {REPORTS_PER_RUN} workspaces per run.",
 )
 def executive_report_schedule(context: ScheduleEvaluationContext,
                               source_db: SourceDatabaseResource) -> list[RunRequest] | SkipReason:
     scheduled_at = context.scheduled_execution_time.astimezone(UTC)
+    skip = catch_up_skip(context.instance, SCHEDULE_NAME, report_cron(), scheduled_at)
+    if skip is not None:
+        return skip
     week = ReportWeek.last_complete(scheduled_at)
     if week.key < FIRST_REPORT_WEEK:
         return SkipReason(f"week {week.key} is before the first report week {FIRST_REPORT_WEEK}")
@@ -112,7 +131,7 @@ def executive_report_schedule(context: ScheduleEvaluationContext,
         known = [*known, *missing]
     wanted = set(active) - launched_workspaces(context.instance, scheduled_at, week)
     if not wanted:
-        return SkipReason(f"every active workspace already has a run for week {week.key} in this tick")
+        return SkipReason(f"every active workspace already has a run of this schedule for week {week.key}")
     batches = report_batches(known, wanted, REPORTS_PER_RUN)
     context.log.info(f"week {week.key}: {len(wanted)} workspace(s) in {len(batches)} run(s)")
     return [run_request_for(week, batch) for batch in batches]

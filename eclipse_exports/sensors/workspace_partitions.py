@@ -6,6 +6,7 @@ added, never deleted (their materialization history stays visible).
 """
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from sqlalchemy.exc import OperationalError
 
 from eclipse_exports.partitions import workspace_partitions
 from eclipse_exports.resources import SourceDatabaseResource
@@ -21,8 +22,13 @@ from eclipse_exports.source.access import active_workspace_ids
 def workspace_partitions_sensor(
     context: SensorEvaluationContext, source_db: SourceDatabaseResource
 ) -> SensorResult | SkipReason:
-    with source_db.get_engine().connect() as conn:
-        active = active_workspace_ids(conn)
+    try:
+        with source_db.get_engine().connect() as conn:
+            active = active_workspace_ids(conn)
+    except OperationalError as exc:
+        # The database is busy or away for a moment (a demo-data reload locks the SQLite file for a minute):
+        # the next tick tries again; nothing is lost by waiting.
+        return SkipReason(f"source database not readable now, tried again next tick: {str(exc.orig).strip()}")
     known = set(context.instance.get_dynamic_partitions(workspace_partitions.name))
     new = [w for w in active if w not in known]
     if not new:

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from eclipse_exports.models import ErrorCode, ResourceType
+from eclipse_exports.models import AUDIT_RESOURCES, ErrorCode, ResourceType
 from eclipse_exports.source.schema import workspace_members, workspaces
 
+# audit_logs and export_audit (who did what, who exported what) are for owners and admins only.
 ROLE_PERMISSIONS: dict[str, frozenset[ResourceType]] = {
     "owner": frozenset(ResourceType),
     "admin": frozenset(ResourceType),
-    "analyst": frozenset(ResourceType),
+    "analyst": frozenset(ResourceType) - AUDIT_RESOURCES,
     "viewer": frozenset({ResourceType.ALERTS, ResourceType.REPORT}),
 }
 

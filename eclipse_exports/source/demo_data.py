@@ -1,5 +1,5 @@
 """Demo data for the Eclipse source database: the interface's named workspaces and
-users plus realistic generated alerts, infringements and actions.
+users plus realistic generated alerts, infringements, actions and audit logs (``demo_audit_logs.py``).
 
 Generation is deterministic: the same ``seed`` and ``as_of`` give the same
 rows. Rows are generated and inserted in batches, so a ``large`` scale (one
@@ -24,9 +24,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, Table, delete
 
 from eclipse_exports.models import SEVERITIES, STATUS_VOCABULARY, ResourceType
+from eclipse_exports.source.demo_audit_logs import audit_log_rows
 from eclipse_exports.source.schema import (
     actions,
     alerts,
+    audit_logs,
     brands,
     infringements,
     metadata,
@@ -46,12 +48,13 @@ class Scale:
     alerts: int
     infringements: int
     actions: int
+    audit_logs: int = 0
 
 
 SCALES = {
-    "tiny": Scale(alerts=2_000, infringements=400, actions=600),
-    "small": Scale(alerts=50_000, infringements=10_000, actions=15_000),
-    "large": Scale(alerts=1_000_000, infringements=200_000, actions=300_000),
+    "tiny": Scale(alerts=2_000, infringements=400, actions=600, audit_logs=1_000),
+    "small": Scale(alerts=50_000, infringements=10_000, actions=15_000, audit_logs=20_000),
+    "large": Scale(alerts=1_000_000, infringements=200_000, actions=300_000, audit_logs=400_000),
 }
 
 # (id, name, status, share of generated rows, brand names)
@@ -370,4 +373,21 @@ def load_demo_data(
             for batch in _batches(row for _, row in group):
                 _insert(conn, table, batch)
                 written[table.name] += len(batch)
+        written[audit_logs.name] = 0
+        for batch in _batches(audit_log_rows(seed + 2_000_003, as_of, _audit_log_plan(sizes, generated_workspaces))):
+            _insert(conn, audit_logs, batch)
+            written[audit_logs.name] += len(batch)
     return written
+
+
+def _audit_log_plan(sizes: Scale, generated_workspaces: int) -> list[tuple[str, list[str], list[str], int]]:
+    """(workspace, members, brand names, rows) of every demo workspace, for ``audit_log_rows``."""
+    plan = [(ws_id, [u for u, w, *_ in DEMO_USERS if w == ws_id], names, count)
+            for (ws_id, _name, _status, _share, names), count in zip(DEMO_WORKSPACES, _shares(sizes.audit_logs),
+                                                                       strict=True)]
+    per = max(1, int(sizes.audit_logs * GENERATED_SHARE)) if sizes.audit_logs else 0
+    for n in range(1, generated_workspaces + 1):
+        short = f"gen{n:04d}"
+        plan.append((generated_workspace_id(n), [f"usr_{short}_{role}" for role, _ in GENERATED_ROLES],
+                     [f"Brand {n:04d}-0", f"Brand {n:04d}-1"], per))
+    return plan

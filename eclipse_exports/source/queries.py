@@ -9,10 +9,10 @@ every database), then id.
 
 from collections.abc import Callable
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
 
 from eclipse_exports.models import ExportFilters, ResourceType
-from eclipse_exports.source.schema import actions, alerts, brands, infringements, users
+from eclipse_exports.source.schema import actions, alerts, audit_logs, brands, infringements, users
 
 
 def _date_conditions(column: ColumnElement, filters: ExportFilters) -> list[ColumnElement[bool]]:
@@ -111,10 +111,46 @@ def _actions(workspace_id: str, filters: ExportFilters) -> Select:
     )
 
 
+def _action_condition(verbs: list[str]) -> ColumnElement[bool]:
+    """Exact verbs, and ``prefix.*`` as "starts with ``prefix.``" (the verb pattern has no LIKE wildcards, and
+    ``_`` is escaped so it matches itself)."""
+    exact = [v for v in verbs if not v.endswith(".*")]
+    prefixes = [v[:-1] for v in verbs if v.endswith(".*")]
+    conditions: list[ColumnElement[bool]] = [audit_logs.c.action.in_(exact)] if exact else []
+    conditions += [audit_logs.c.action.startswith(p, autoescape=True) for p in prefixes]
+    return or_(*conditions)
+
+
+def _audit_logs(workspace_id: str, filters: ExportFilters) -> Select:
+    conditions = [audit_logs.c.workspace_id == workspace_id]
+    if filters.action is not None:
+        conditions.append(_action_condition(filters.action))
+    if filters.actor is not None:
+        conditions.append(audit_logs.c.actor_id.in_(filters.actor))
+    conditions += _date_conditions(audit_logs.c.occurred_at, filters)
+    return (
+        select(
+            audit_logs.c.id,
+            audit_logs.c.occurred_at,
+            users.c.email.label("actor_email"),
+            audit_logs.c.action,
+            audit_logs.c.target_type,
+            audit_logs.c.target_id,
+            audit_logs.c.ip_address,
+            audit_logs.c.user_agent,
+            audit_logs.c.details,
+        )
+        .select_from(audit_logs.outerjoin(users, users.c.id == audit_logs.c.actor_id))
+        .where(and_(*conditions))
+        .order_by(audit_logs.c.occurred_at.asc().nulls_last(), audit_logs.c.id)
+    )
+
+
 _BUILDERS: dict[ResourceType, Callable[[str, ExportFilters], Select]] = {
     ResourceType.ALERTS: _alerts,
     ResourceType.INFRINGEMENTS: _infringements,
     ResourceType.ACTIONS: _actions,
+    ResourceType.AUDIT_LOGS: _audit_logs,
 }
 
 
@@ -122,7 +158,7 @@ def export_query(resource: ResourceType, workspace_id: str, filters: ExportFilte
     """The ordered export SELECT for one workspace's rows of ``resource``.
 
     Columns are the interface's export columns in order (see ``columns.py``).
-    Raises ``KeyError`` for ``report``, which is not a row export.
+    Raises ``KeyError`` for ``report`` and ``export_audit``, which are not read from the source database.
     """
     return _BUILDERS[ResourceType(resource)](workspace_id, filters or ExportFilters())
 

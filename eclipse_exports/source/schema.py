@@ -90,3 +90,19 @@ actions = Table(
     Index("ix_actions_workspace_created", "workspace_id", "created_at", "id"),
     Index("ix_actions_workspace_infringement", "workspace_id", "infringement_id"),
 )
+
+audit_logs = Table(
+    "audit_logs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("workspace_id", Text, ForeignKey("workspaces.id"), nullable=False),
+    Column("actor_id", Text, ForeignKey("users.id"), nullable=True),
+    Column("action", Text, nullable=False),
+    Column("target_type", Text, nullable=False),
+    Column("target_id", Text, nullable=True),
+    Column("ip_address", Text, nullable=True),
+    Column("user_agent", Text, nullable=True),
+    Column("details", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Index("ix_audit_logs_workspace_occurred", "workspace_id", "occurred_at", "id"),
+)

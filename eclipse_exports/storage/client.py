@@ -8,7 +8,7 @@
 import functools
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from botocore.client import Config as BotoConfig
 from botocore.exceptions import ClientError
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
+from eclipse_exports.storage.encryption import ServerSideEncryption, require_https
 from eclipse_exports.storage.keys import ObjectKeys
 from eclipse_exports.storage.multipart import MAX_PARTS_IN_FLIGHT, MultipartUpload, StoredBytesCallback
 
@@ -41,6 +42,21 @@ def make_s3_client(endpoint_url: str | None = None, region: str | None = None) -
     )
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     return _botocore_session().create_client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def storage_from_settings(settings: Any, *, endpoint_url: str | None = None, bucket: str | None = None,
+                          prefix: str | None = None) -> "ExportStorage":
+    """The export bucket of a deployment's :class:`~eclipse_exports.config.Settings` (the arguments override
+    its endpoint, bucket and prefix), with its server-side encryption (``ECLIPSE_S3_SSE``).
+
+    Raises :class:`~eclipse_exports.storage.encryption.PlainHttpRefused` for an ``http://`` endpoint outside
+    127.0.0.1 without ``ECLIPSE_ALLOW_PLAIN_HTTP``, ``ValueError`` for a bad ``ECLIPSE_S3_SSE``.
+    """
+    endpoint = endpoint_url or settings.s3_endpoint_url
+    require_https(endpoint, "AWS_ENDPOINT_URL", settings.allow_plain_http)
+    return ExportStorage(make_s3_client(endpoint), bucket or settings.s3_bucket,
+                         settings.s3_prefix if prefix is None else prefix,
+                         sse=ServerSideEncryption(settings.s3_sse, settings.s3_sse_kms_key_id))
 
 
 def _parse_timestamp(value: Any) -> datetime:
@@ -71,25 +87,31 @@ class ObjectMissing(LookupError):
 
 @dataclass
 class StoredObject:
-    """An object being read: ``body`` is botocore's streaming body (``read(n)``, ``close()``)."""
+    """An object being read: ``body`` is botocore's streaming body (``read(n)``, ``close()``); ``encryption``
+    the reply's ``ServerSideEncryption`` and ``SSEKMSKeyId`` (what :meth:`ServerSideEncryption.matches` reads)."""
 
     key: str
     body: Any
     size: int
     content_type: str | None
     content_disposition: str | None
+    encryption: dict[str, str] = field(default_factory=dict)
 
 
 class ExportStorage(ObjectKeys):
     """Export files of all workspaces in one bucket, each workspace under its own prefix.
 
     ``client`` is an S3 client (see :func:`make_s3_client`); ``prefix``
-    is the optional deployment prefix (``ECLIPSE_S3_PREFIX``).
+    is the optional deployment prefix (``ECLIPSE_S3_PREFIX``); ``sse`` the server-side encryption of every
+    object written (SSE-S3 unless told otherwise). Every presign and delete names the workspace it acts for
+    and passes :meth:`~eclipse_exports.storage.keys.ObjectKeys.check_key` first.
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str = "",
+                 sse: ServerSideEncryption | None = None) -> None:
         super().__init__(prefix)
         self.client, self.bucket = client, bucket
+        self.sse = sse or ServerSideEncryption()
 
 
     def ensure_bucket(self) -> None:
@@ -111,10 +133,15 @@ class ExportStorage(ObjectKeys):
         """
         disposition = f'{"inline" if inline else "attachment"}; filename="{filename}"' if filename else None
         return MultipartUpload(self.client, self.bucket, key, content_type, disposition, metadata=metadata,
-                               on_stored=on_stored)
+                               on_stored=on_stored, encryption=self.sse.put_args())
 
-    def presign(self, key: str, expires_in_seconds: int) -> str:
-        """A GET URL for ``key`` valid for ``expires_in_seconds`` (at least 1)."""
+    def presign(self, key: str, expires_in_seconds: int, *, workspace_id: str) -> str:
+        """A GET URL for ``key`` valid for ``expires_in_seconds`` (at least 1).
+
+        ``key`` must be a file this project writes under ``workspace_id``'s own prefix (the tenant the caller
+        acts for): anything else raises :class:`~eclipse_exports.storage.keys.KeyRefused` before S3 is asked.
+        """
+        self.check_key(key, workspace_id)
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=max(1, int(expires_in_seconds))
         )
@@ -138,6 +165,24 @@ class ExportStorage(ObjectKeys):
                 return None
             raise
 
+    def head(self, key: str) -> dict[str, Any] | None:
+        """The ``HeadObject`` reply for ``key`` (size, encryption, metadata…); ``None`` when nothing is there.
+
+        Raises botocore errors other than not-found.
+        """
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def encryption_problem(self, key: str) -> str | None:
+        """``None`` when the object at ``key`` is stored with the configured encryption (``ECLIPSE_S3_SSE``),
+        else why not in one line (no object counts as a problem)."""
+        head = self.head(key)
+        return "no object is stored there" if head is None else self.sse.matches(head)
+
     def open_object(self, key: str) -> StoredObject:
         """Start a streamed GET of ``key``; read ``body`` in chunks and close it.
 
@@ -151,28 +196,41 @@ class ExportStorage(ObjectKeys):
                 raise ObjectMissing(key) from None
             raise
         return StoredObject(key, response["Body"], int(response["ContentLength"]), response.get("ContentType"),
-                            response.get("ContentDisposition"))
+                            response.get("ContentDisposition"),
+                            {k: response[k] for k in ("ServerSideEncryption", "SSEKMSKeyId") if response.get(k)})
 
-    def delete(self, key: str) -> None:
-        """Delete the object at ``key`` (no error when it is already gone)."""
+    def delete(self, key: str, *, workspace_id: str) -> None:
+        """Delete the object at ``key`` (no error when it is already gone).
+
+        ``key`` must lie under ``workspace_id``'s own prefix (:meth:`check_key`; raises ``KeyRefused``).
+        """
+        self.check_key(key, workspace_id, project_key=False)
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    def delete_keys(self, keys: Iterable[str]) -> list[tuple[str, str]]:
-        """Delete up to 1,000 objects in one ``DeleteObjects`` request.
+    def delete_keys(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Delete up to 1,000 objects, given as ``(key, workspace id)``, in one ``DeleteObjects`` request.
 
-        Returns ``(key, cause)`` for each key S3 refused (the others are gone;
-        a key already absent counts as deleted). Raises ``ValueError`` for more
+        Each key must lie under its workspace's own prefix (:meth:`check_key`): a refused one is not sent and
+        is returned with the refusal as its cause. Returns ``(key, cause)`` for each key refused or that S3
+        refused (the others are gone; a key already absent counts as deleted). Raises ``ValueError`` for more
         than 1,000 keys and botocore errors when the request as a whole fails.
         """
-        keys = list(keys)
-        if len(keys) > MAX_DELETE_KEYS:
-            raise ValueError(f"DeleteObjects takes at most {MAX_DELETE_KEYS} keys, not {len(keys)}")
+        checked, refused = [], []
+        for key, workspace_id in keys:
+            try:
+                self.check_key(key, workspace_id, project_key=False)
+                checked.append(key)
+            except ValueError as exc:
+                refused.append((key, str(exc)))
+        keys = checked
+        if len(keys) + len(refused) > MAX_DELETE_KEYS:
+            raise ValueError(f"DeleteObjects takes at most {MAX_DELETE_KEYS} keys, not {len(keys) + len(refused)}")
         if not keys:
-            return []
+            return refused
         response = self.client.delete_objects(
             Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
-        return [(e.get("Key", ""), f"{e.get('Code', 'Error')}: {e.get('Message', '')}".strip())
-                for e in response.get("Errors", [])]
+        return refused + [(e.get("Key", ""), f"{e.get('Code', 'Error')}: {e.get('Message', '')}".strip())
+                          for e in response.get("Errors", [])]
 
     def iter_objects(self, prefix: str) -> Iterator[dict]:
         """Every object under ``prefix``, in key order, as boto3's dicts (``Key``, ``Size``, ``LastModified``).

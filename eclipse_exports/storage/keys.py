@@ -2,10 +2,13 @@
 
 Keys follow the interface (docs/interface.md) under the configured prefix:
 ``{prefix}/workspaces/{workspaceId}/exports/{YYYYMMDDTHHMMSSZ}-{resourceType}-{id}.{ext}`` and
-``{prefix}/workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html``.
+``{prefix}/workspaces/{workspaceId}/reports/{YYYY-MM-DD}-executive-report.html`` (and ``.pdf`` beside it) and
+``{prefix}/workspaces/{workspaceId}/audit/{YYYY-MM-DD}.jsonl.gz`` (the export audit trail's daily archive).
 Ids are checked against the id pattern before they reach a key, so
 no request value can climb out of its workspace's prefix; :meth:`ObjectKeys.parse_key`
-is the inverse, used by retention to find a file's workspace and job.
+is the inverse, used by retention to find a file's workspace and job, and :meth:`ObjectKeys.check_key` is the
+one check every presign and delete passes: a key read from somewhere else (a status hash the web app can
+write, say) must lie under its own workspace's prefix.
 """
 
 import re
@@ -18,13 +21,26 @@ from eclipse_exports.models import ID_RE, ResourceType
 EXPORT_EXTENSIONS = ("csv", "json", "jsonl", "parquet", "html", "csv.gz", "json.gz", "jsonl.gz")
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _EXPORT_NAME = re.compile(
-    r"(?P<stamp>\d{8}T\d{6}Z)-(?P<resource>alerts|infringements|actions|report)-(?P<job>[A-Za-z0-9_-]{1,64})"
+    r"(?P<stamp>\d{8}T\d{6}Z)-(?P<resource>" + "|".join(r.value for r in ResourceType)
+    + r")-(?P<job>[A-Za-z0-9_-]{1,64})"
     r"\.(?P<ext>" + "|".join(re.escape(e) for e in EXPORT_EXTENSIONS) + ")"
 )
-_REPORT_NAME = re.compile(r"(?P<week>\d{4}-\d{2}-\d{2})-executive-report\.html")
+REPORT_EXTENSIONS = ("html", "pdf")
+_REPORT_NAME = re.compile(r"(?P<week>\d{4}-\d{2}-\d{2})-executive-report\.(?:html|pdf)")
+_AUDIT_NAME = re.compile(r"(?P<day>\d{4}-\d{2}-\d{2})\.jsonl\.gz")
+# Anything that could walk out of a prefix or be read differently by S3 and by us.
+_UNSAFE_KEY = re.compile(r"(^|/)\.{1,2}(/|$)|//|\\|[\x00-\x1f\x7f]")
 # User metadata written with every export file, so its job is known without parsing the key.
 METADATA_JOB_ID, METADATA_WORKSPACE_ID, METADATA_RESOURCE_TYPE = "eclipse-job-id", "eclipse-workspace-id", \
     "eclipse-resource-type"
+
+
+class KeyRefused(ValueError):
+    """An object key that may not be presigned or deleted for the workspace it was asked for.
+
+    ``str(exc)`` is one readable line: the key, and why (a ``../`` in it, outside the workspace's prefix,
+    not a key this project writes).
+    """
 
 
 def _checked_id(kind: str, value: str) -> str:
@@ -38,17 +54,19 @@ class ParsedKey:
     """What an object key under ``{prefix}/workspaces/`` says about its file.
 
     ``kind`` is ``export`` (on-demand file: ``job_id``, ``resource_type`` and
-    the key's ``stamp`` are set) or ``report`` (scheduled weekly report:
-    ``week_start`` is set).
+    the key's ``stamp`` are set), ``report`` (scheduled weekly report:
+    ``week_start`` is set) or ``audit`` (a day's archive of the export audit trail: ``day`` is set; never
+    removed by export retention or a purge).
     """
 
     key: str
     workspace_id: str
-    kind: Literal["export", "report"]
+    kind: Literal["export", "report", "audit"]
     job_id: str | None = None
     resource_type: ResourceType | None = None
     stamp: datetime | None = None
     week_start: date | None = None
+    day: date | None = None
 
 
 
@@ -90,9 +108,44 @@ class ObjectKeys:
         name = f"{stamp}-{ResourceType(resource).value}-{_checked_id('job id', job_id)}.{extension}"
         return self.workspace_prefix(workspace_id) + "exports/" + name
 
-    def report_key(self, workspace_id: str, week_start: date) -> str:
-        """Object key of a scheduled weekly executive report."""
-        return self.workspace_prefix(workspace_id) + f"reports/{week_start.isoformat()}-executive-report.html"
+    def report_key(self, workspace_id: str, week_start: date, extension: str = "html") -> str:
+        """Object key of a scheduled weekly executive report: its page (``html``) or its PDF (``pdf``)."""
+        if extension not in REPORT_EXTENSIONS:
+            raise ValueError(f"unknown report file extension {extension!r}")
+        return self.workspace_prefix(workspace_id) + f"reports/{week_start.isoformat()}-executive-report.{extension}"
+
+    def audit_prefix(self, workspace_id: str) -> str:
+        """``{prefix}/workspaces/{workspaceId}/audit/`` — the daily archives of the workspace's export audit trail."""
+        return self.workspace_prefix(workspace_id) + "audit/"
+
+    def audit_key(self, workspace_id: str, day: date) -> str:
+        """Object key of one day's archive of the workspace's export audit trail (``{YYYY-MM-DD}.jsonl.gz``)."""
+        return self.audit_prefix(workspace_id) + f"{day.isoformat()}.jsonl.gz"
+
+    def check_key(self, key: object, workspace_id: str, *, project_key: bool = True) -> ParsedKey | None:
+        """The one check before a key is presigned or deleted: it must lie under ``workspace_id``'s own prefix.
+
+        ``workspace_id`` is required: it is the tenant the caller acts for (a status hash's ``workspaceId``,
+        the workspace being purged), never taken from the key itself. Refuses, with :class:`KeyRefused`, a
+        non-text or empty key, a key with ``.``/``..`` segments, ``//``, a backslash or control characters, a
+        key outside ``{prefix}/workspaces/{workspaceId}/``, and (with ``project_key``, the default) a key this
+        project does not write (:meth:`parse_key` gives ``None``). Returns the parsed key (``None`` only when
+        ``project_key`` is false and the key is not one of ours). Raises ``ValueError`` for a workspace id
+        outside the id pattern.
+        """
+        prefix = self.workspace_prefix(workspace_id)
+        if not isinstance(key, str) or not key:
+            raise KeyRefused(f"object key {key!r} refused: it is empty or not text")
+        if _UNSAFE_KEY.search(key):
+            raise KeyRefused(f"object key {key!r} refused: it contains '../', './', '//', a backslash or a "
+                             "control character")
+        if not key.startswith(prefix):
+            raise KeyRefused(f"object key {key!r} refused: it lies outside workspace '{workspace_id}' "
+                             f"({prefix})")
+        parsed = self.parse_key(key)
+        if parsed is None and project_key:
+            raise KeyRefused(f"object key {key!r} refused: not a file this project writes under {prefix}")
+        return parsed
 
     def parse_key(self, key: str) -> ParsedKey | None:
         """The workspace, kind and job of a key written by :meth:`export_key` or :meth:`report_key`.
@@ -120,6 +173,12 @@ class ObjectKeys:
             except ValueError:
                 return None
             return ParsedKey(key, workspace_id, "report", week_start=week_start)
+        if folder == "audit" and (m := _AUDIT_NAME.fullmatch(name)):
+            try:
+                day = date.fromisoformat(m["day"])
+            except ValueError:
+                return None
+            return ParsedKey(key, workspace_id, "audit", day=day)
         return None
 
     @staticmethod

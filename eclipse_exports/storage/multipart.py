@@ -37,15 +37,18 @@ class MultipartUpload(io.RawIOBase):
     ``metadata`` becomes the object's user metadata. ``on_stored(n)`` is
     called with the bytes of every part (or the single put) once S3 holds
     them, and with minus their total when the upload is aborted, so a usage
-    counter includes incomplete uploads while they exist.
+    counter includes incomplete uploads while they exist. ``encryption`` (the server-side encryption's
+    ``ServerSideEncryption``/``SSEKMSKeyId`` arguments) goes on the ``PutObject`` or the
+    ``CreateMultipartUpload``, whose parts S3 encrypts alike.
     """
 
     def __init__(self, client: Any, bucket: str, key: str, content_type: str,
                  content_disposition: str | None = None, part_bytes: int = PART_BYTES,
-                 metadata: dict[str, str] | None = None, on_stored: StoredBytesCallback | None = None) -> None:
+                 metadata: dict[str, str] | None = None, on_stored: StoredBytesCallback | None = None,
+                 encryption: dict[str, str] | None = None) -> None:
         super().__init__()
         self._client, self._bucket, self.key = client, bucket, key
-        self._extra: dict[str, Any] = {"ContentType": content_type}
+        self._extra: dict[str, Any] = {"ContentType": content_type, **(encryption or {})}
         if content_disposition:
             self._extra["ContentDisposition"] = content_disposition
         if metadata:

@@ -16,7 +16,7 @@ from eclipse_exports.sensors import export_run_failure_sensor
 from tests.dataset import expected_rows
 from tests.readback import expected_for, read_rows
 
-ALERTS, INFRINGEMENTS, ACTIONS, REPORT = EXPORT_ASSETS
+ALERTS, INFRINGEMENTS, ACTIONS, _AUDIT_LOGS, _EXPORT_AUDIT, REPORT = EXPORT_ASSETS
 
 
 @pytest.fixture
@@ -130,6 +130,10 @@ def test_the_checks_fail_with_the_cause_once_the_file_is_tampered_with_or_trunca
                 for e in run.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
 
     assert all(c.passed for c in verify_again().values())
+    storage.client.put_object(Bucket=storage.bucket, Key=key, Body=data, ContentType="text/csv; charset=utf-8")
+    checks = verify_again()  # the same bytes, stored without server-side encryption
+    assert not checks["file_intact"].passed and checks["rows_complete"].passed
+    assert checks["file_intact"].description == "stored with server-side encryption none, not AES256 (ECLIPSE_S3_SSE)"
     tampered = data.replace(b"alt_ws_a_0001", b"alt_ws_a_9999", 1)
     storage.client.put_object(Bucket=storage.bucket, Key=key, Body=tampered, ContentType="text/csv; charset=utf-8")
     checks = verify_again()

@@ -83,6 +83,9 @@ def test_unknown_jobs_are_clear_errors(env):
     for command in (("status", "nope"), ("url", "nope"), ("retry", "nope")):
         result = cli(env, *command)
         assert result.exit_code == 2 and "unknown job 'nope'" in result.stderr, command
+        # Which Redis was asked: a shell without the env file silently asks the machine's own one.
+        port = env["ECLIPSE_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+        assert f"in the Redis at 127.0.0.1:{port}/" in " ".join(result.stderr.split()), command
 
 
 def test_retry_sends_the_same_request_under_a_new_id_and_refuses_the_rest(env, redis_client):
@@ -129,7 +132,8 @@ def test_url_gives_a_working_link_and_names_an_expired_file(env, redis_client, s
 
 
 def test_unreachable_or_unauthenticated_services_are_named(env, redis_client, tmp_path):
-    job(redis_client, "done", "completed", filePath="tenant-files/x.csv", expiresAt="2099-01-01T00:00:00Z")
+    job(redis_client, "done", "completed", expiresAt="2099-01-01T00:00:00Z",
+        filePath="tenant-files/workspaces/ws_a/exports/20260101T000000Z-alerts-done.csv")
     down = cli({**env, "ECLIPSE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "jobs", "--workspace", "ws_a")
     assert down.exit_code == 2 and "cannot reach Redis at redis://127.0.0.1:" in down.stderr
     assert "(from ECLIPSE_REDIS_URL)" in down.stderr
@@ -260,6 +264,14 @@ def test_report_url_links_a_weekly_report_and_names_a_missing_one(env, storage):
     missing = cli(env, "report-url", "ws_a", "2026-11-16")
     assert missing.exit_code == 2 and "no executive report of 'ws_a' for the week of 2026-11-16" in missing.stderr
     assert cli(env, "report-url", "ws_a", "last week").exit_code == 2
+    no_pdf = cli(env, "report-url", "ws_a", "2026-11-26", "--pdf")
+    assert no_pdf.exit_code == 2 and "no executive report PDF of 'ws_a'" in no_pdf.stderr
+    storage.client.put_object(Bucket=storage.bucket, Key=storage.report_key("ws_a", date(2026, 11, 23), "pdf"),
+                              Body=b"%PDF-1.7 r", ContentType="application/pdf")
+    pdf = cli(env, "report-url", "ws_a", "2026-11-23", "--pdf")
+    assert pdf.exit_code == 0, pdf.output
+    response = urllib.request.urlopen(pdf.stdout.strip())
+    assert response.read() == b"%PDF-1.7 r" and response.headers["Content-Type"] == "application/pdf"
 
 
 def test_status_shows_the_place_in_the_queue_then_a_counting_down_eta(env, redis_client):

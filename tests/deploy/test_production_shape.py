@@ -17,11 +17,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.scheduler.instigation import TickStatus
@@ -88,6 +89,7 @@ def production(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
         "DAGSTER_PG_DB": storage_url.database, "DAGSTER_PG_USERNAME": storage_url.username,
         "DAGSTER_PG_PASSWORD": storage_url.password or "",
         "DAGSTER_COMPUTE_LOGS_BUCKET": LOGS_BUCKET,
+        "DAGSTER_COMPUTE_LOGS_DIR": str(base / "dagster_home" / "compute-logs"),
         "DAGSTER_CODE_SERVER_HOST": "127.0.0.1", "DAGSTER_CODE_SERVER_PORT": str(code_server_port),
         "DAGSTER_WEBSERVER_HOST": "127.0.0.1", "DAGSTER_WEBSERVER_PORT": str(webserver_port),
         "ECLIPSE_DATABASE_URL": source_url,
@@ -96,6 +98,8 @@ def production(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
         "ECLIPSE_S3_BUCKET": EXPORT_BUCKET,
         "AWS_ENDPOINT_URL": s3_endpoint,
         "ECLIPSE_SENSOR_LONG_POLL_MS": "4000",
+        # The throwaway cluster speaks no TLS; dagster-service.sh would otherwise require it.
+        "PGSSLMODE": "disable",
     }
     processes: dict[str, subprocess.Popen] = {}
     logs = []
@@ -113,7 +117,7 @@ def production(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
         start("run-workers")
         _wait_for_webserver(webserver_port, start("webserver"))
         for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME",
-                     "DAGSTER_PG_PASSWORD", "DAGSTER_COMPUTE_LOGS_BUCKET"):
+                     "DAGSTER_PG_PASSWORD", "DAGSTER_COMPUTE_LOGS_BUCKET", "DAGSTER_COMPUTE_LOGS_DIR"):
             os.environ[name] = env[name]
         instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
         yield {"instance": instance, "env": env, "webserver_port": webserver_port, "source_url": source_url,
@@ -261,3 +265,98 @@ def test_requests_backfill_sensors_and_schedules_on_the_production_shape(product
     statuses = instance.get_daemon_statuses()
     unhealthy = {name: status.last_heartbeat_errors for name, status in statuses.items() if not status.healthy}
     assert {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR", "BACKFILL"} <= statuses.keys() and not unhealthy, unhealthy
+
+
+LAUNCH_RUN = """
+mutation ($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+MEMBERS = [("ws_acme", "usr_acme_analyst"), ("ws_globex", "usr_globex_admin"), ("ws_initech", "usr_initech_owner")]
+
+
+def _latest_materialization_runs(instance: DagsterInstance) -> set[str]:
+    """Each asset partition's latest materialization's run, asked partition by partition."""
+    from dagster import AssetRecordsFilter
+
+    runs = set()
+    for key in instance.get_asset_keys():
+        for partition in instance.get_materialized_partitions(key):
+            [record] = instance.fetch_materializations(AssetRecordsFilter(key, asset_partitions=[partition]),
+                                                       limit=1).records
+            runs.add(record.run_id)
+    return runs
+
+
+@pytest.mark.timeout(2400)
+def test_a_burst_leaves_nothing_in_tmp_and_the_history_job_prunes_what_is_old(production):
+    """A burst of exports (ECLIPSE_TMP_BURST, default 100) stages nothing under /tmp and leaves no staged log
+    file; then dagster_history_cleanup_job, launched through the webserver as of now + 31 days, removes every
+    finished run but each partition's latest materialization, their compute logs in S3 and the staged
+    folders, while every live export stays; the Runs page still loads."""
+    instance: DagsterInstance = production["instance"]
+    client: redis.Redis = production["redis"]
+    s3, home = production["s3"], Path(production["env"]["DAGSTER_HOME"])
+    count = int(os.environ.get("ECLIPSE_TMP_BURST", "100"))
+    # The servers' own working folders (made at start, removed at stop) are there before the burst.
+    temporary = home / "tmp"
+    servers_own = set(os.listdir(temporary))
+    jobs = {f"burst-{n}": MEMBERS[n % len(MEMBERS)] for n in range(count)}
+    for job_id, (workspace, user) in jobs.items():
+        client.xadd("eclipse:exports:requests", {"payload": json.dumps({
+            "id": job_id, "workspaceId": workspace, "userId": user, "resourceType": "alerts", "format": "csv"})})
+    done = _wait_for_jobs(client, list(jobs), timeout=180 + 8 * count)
+    assert {fields["status"] for fields in done.values()} == {"completed"}, \
+        {j: f.get("error") for j, f in done.items() if f["status"] != "completed"}
+    for fields in done.values():
+        assert _wait_for_run(instance, fields["runId"]) == DagsterRunStatus.SUCCESS
+
+    all_runs = {run.run_id for run in instance.get_runs()}
+    assert not [run_id for run_id in all_runs if os.path.exists(f"/tmp/{run_id}")], "compute logs staged in /tmp"
+    staging = home / "compute-logs"
+    for folder in (staging, temporary):
+        assert oct(folder.stat().st_mode & 0o777) == oct(0o700), folder
+    assert [p for p in staging.rglob("*") if p.is_file()] == [], "staged log files left after their upload"
+    assert sorted(set(os.listdir(temporary)) - servers_own) == [], "temporary files left behind by the runs"
+
+    protected = _latest_materialization_runs(instance)
+    as_of = (datetime.now(UTC) + timedelta(days=31)).isoformat()
+    launched = _graphql(production["webserver_port"], LAUNCH_RUN, {"params": {
+        "selector": {"repositoryLocationName": "eclipse_exports", "repositoryName": "__repository__",
+                     "jobName": "dagster_history_cleanup_job"},
+        "runConfigData": {"ops": {"dagster_history_cleanup": {"config": {"as_of": as_of}}}}}})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    history_run = launched["run"]["runId"]
+    assert _wait_for_run(instance, history_run, timeout=600) == DagsterRunStatus.SUCCESS
+
+    remaining = {run.run_id for run in instance.get_runs()}
+    assert remaining - {history_run} == protected & all_runs, (len(remaining), len(protected))
+    assert len(all_runs - remaining) >= count - len(MEMBERS)
+    logs = {o["Key"].split("/")[3] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=LOGS_BUCKET, Prefix="dagster/compute-logs/storage/") for o in page.get("Contents", [])}
+    assert not logs & (all_runs - remaining), "compute logs of deleted runs left in S3"
+    assert not {p.name for p in staging.iterdir()} & (all_runs - remaining)
+    for job_id, fields in done.items():
+        assert client.hget(f"eclipse:exports:job:{job_id}", "status") == b"completed"
+        assert s3.head_object(Bucket=EXPORT_BUCKET, Key=fields["filePath"])["ContentLength"] == \
+            int(fields["byteSize"])
+    assert {"ws_acme", "ws_globex", "ws_initech"} <= instance.get_materialized_partitions(
+        AssetKey("alerts_export"))
+
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda button: button.click())
+            page.goto(f"http://127.0.0.1:{production['webserver_port']}/runs")
+            expect(page.locator(f'a[href="/runs/{history_run}"]').first).to_be_visible(timeout=120_000)
+        finally:
+            browser.close()

@@ -5,7 +5,8 @@ and restarted for real (``tests/live_dagster.py``). Requests are raw XADDs; outc
 hashes, the instances' run storage and the bucket. The source is PostgreSQL, so a connection can be
 terminated mid-export; Redis is this module's own, with an append-only file, so it can be restarted.
 
-The crash test's burst size is ``ECLIPSE_CRASH_REQUESTS`` (default 300, as the issue asks; CI runs that).
+The crash test's burst size is ``ECLIPSE_CRASH_REQUESTS`` (default 300, as the issue asks; CI, ``.ci/run``,
+sets 100 to stay inside 30 minutes on 2 cores).
 """
 
 import os
@@ -33,6 +34,7 @@ from tests.live_dagster import (
     wait_for_terminal,
     wait_until,
 )
+from tests.readback import read_rows
 from tests.s3_fault_proxy import S3FaultProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
@@ -131,6 +133,23 @@ def assert_exactly_once(deployment, instances, job_ids, final) -> dict:
             "failed runs": sum(1 for r in every if r.status.value == "FAILURE"), "objects": len(objects)}
 
 
+def assert_audit_trail_complete(client, job_ids) -> None:
+    """Issue 19: every job's audit trail holds exactly one ``requested`` and one ``completed`` or ``failed`` entry
+    (duplicates removed by event id), whatever was killed on the way."""
+    from eclipse_exports.audit.trail import AuditTrail
+    from eclipse_exports.queue.keys import AUDIT_STREAM_PREFIX
+
+    seen, counts = set(), Counter()
+    for key in client.scan_iter(match=f"{AUDIT_STREAM_PREFIX}*"):
+        for entry in AuditTrail(client).entries(key.decode().removeprefix(AUDIT_STREAM_PREFIX)):
+            if entry.event_id not in seen and entry.job_id in job_ids:
+                seen.add(entry.event_id)
+                counts[(entry.job_id, "finished" if entry.event in ("completed", "failed") else entry.event)] += 1
+    wrong = {j: (counts[(j, "requested")], counts[(j, "finished")]) for j in job_ids
+             if (counts[(j, "requested")], counts[(j, "finished")]) != (1, 1)}
+    assert not wrong, f"jobs without one requested and one completed/failed audit entry: {list(wrong.items())[:5]}"
+
+
 def daemon_of(dev: DagsterDev):
     """The deployment's live daemon process, or ``None`` (a killed one may linger as a zombie)."""
     for proc in dev.group():
@@ -171,6 +190,7 @@ def test_a_burst_survives_the_whole_deployment_being_killed_again_and_again(depl
         dev.start()
     final = wait_for_terminal(client, requests, timeout=1500)
     drained = time.monotonic() - started
+    assert_audit_trail_complete(client, requests)
     figures = assert_exactly_once(deployment, [dev.instance()], requests, final)
     print(f"\ncrash test: {count} requests, kills: {', '.join(kills)}; {figures}; duplicates 0, losses 0; "
           f"drained in {drained:.0f} s")
@@ -186,6 +206,10 @@ def test_two_instances_on_one_stream_launch_each_request_once(deployment):
     split = {name: sum(len(rs) for rs in runs_by_job([dev.instance()], requests).values())
              for name, dev in (("blue", blue), ("green", green))}
     assert figures["runs"] - figures["retried"] == 100
+    # The shares add up to exactly the runs: no request was launched on both instances (each run is in one
+    # instance's storage only). They are not balanced, nor meant to be: whichever sensor reads first claims its
+    # whole batch (measured: blue 99, green 1), as intended for a blue/green switch, not for load sharing.
+    assert sum(split.values()) == figures["runs"], (split, figures)
     print(f"\ntwo instances: {figures}; runs per instance {split}")
 
 
@@ -230,6 +254,7 @@ def big_export(job_id: str) -> dict:
 
 
 def test_an_s3_outage_of_30_seconds_is_ridden_out_and_leaves_no_upload(deployment):
+    """The export rides a 30 s outage out: the job completes with exactly its one file, no upload is left."""
     client, proxy, storage = deployment["redis"], deployment["proxy"], deployment["storage"]
     dev = deployment["start"]()
     slow = proxy.inject(method="PUT", query=r"partNumber=", delay=1.0)
@@ -240,10 +265,10 @@ def test_an_s3_outage_of_30_seconds_is_ridden_out_and_leaves_no_upload(deploymen
     started = time.monotonic()
     final = wait_for_terminal(client, ["outage"], timeout=300)["outage"]
     assert outage.hits > 0
-    if final["status"] == "completed":
-        assert export_objects(storage) == [final["filePath"]]
-    else:
-        assert final["status"] == "failed" and final["error"] and not FILE_FIELDS & set(final), final
+    assert final["status"] == "completed", final
+    assert export_objects(storage) == [final["filePath"]]
+    assert int(final["rowCount"]) == len(read_rows(storage.client.get_object(
+        Bucket=storage.bucket, Key=final["filePath"])["Body"].read(), "csv")) >= BIG_ROWS
     wait_until(lambda: storage.pending_multipart_uploads() == [], 120, "no incomplete upload")
     assert len(successful(runs_by_job([dev.instance()], ["outage"])["outage"])) <= 1
     print(f"\nS3 refused connections for 30 s: job {final['status']} {time.monotonic() - started:.0f} s after the "
@@ -281,5 +306,12 @@ def test_a_killed_database_connection_is_retried(deployment):
     deployment["proxy"].remove(slow)
     final = wait_for_terminal(client, ["dbkill"], timeout=300)["dbkill"]
     assert final["status"] == "completed", final
-    assert int(final["rowCount"]) >= BIG_ROWS
+    # The file holds exactly the database's rows, in order: a retried read neither drops nor repeats any.
+    storage = deployment["storage"]
+    rows = read_rows(storage.client.get_object(Bucket=storage.bucket, Key=final["filePath"])["Body"].read(), "csv")
+    with engine.connect() as conn:
+        expected = list(conn.execute(text("SELECT id FROM alerts WHERE workspace_id = 'ws_acme' "
+                                          "ORDER BY detected_at, id")).scalars())
+    assert [row["id"] for row in rows] == expected and len(expected) >= BIG_ROWS
+    assert int(final["rowCount"]) == len(expected)
     assert deployment["storage"].pending_multipart_uploads() == []

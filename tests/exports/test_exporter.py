@@ -5,6 +5,7 @@ import urllib.request
 
 import pytest
 
+from eclipse_exports.audit.trail import AuditTrail
 from eclipse_exports.exports.run import ExportFailed, ExportLimits, run_export
 from eclipse_exports.models import ErrorCode, ExportRequest
 from eclipse_exports.queue.status import JobStatusStore
@@ -126,9 +127,93 @@ def test_email_delivery_goes_to_the_users_own_address(source, storage, redis_cli
     body = inbox[0].content.decode()
     assert "150" in body and result.key.rsplit("/", 1)[-1] in body
     assert JobStatusStore(redis_client).get("job-1")["status"] == "completed"
+    trail = [(e.event, e.details.get("to")) for e in AuditTrail(redis_client).entries(result.request.workspace_id)]
+    assert trail[-3:] == [("completed", None), ("link_issued", None), ("emailed", "u_analyst")]
 
 
 def test_email_delivery_without_smtp_fails_before_exporting(source, storage, redis_client):
     with pytest.raises(ExportFailed, match="ECLIPSE_SMTP_URL is unset"):
         export(source, storage, redis_client, make_request(delivery="email"))
     assert list(storage.iter_objects("")) == []
+
+
+@pytest.fixture
+def refusing_smtp_server():
+    """An SMTP server that takes the connection and refuses every message (a full mailbox, a policy block)."""
+    from aiosmtpd.controller import Controller
+
+    from eclipse_exports.local.services import free_port
+
+    class Refuse:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            return "554 5.7.1 message refused by policy"
+
+    controller = Controller(Refuse(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield f"smtp://127.0.0.1:{controller.port}"
+    controller.stop()
+
+
+def test_an_email_that_fails_after_the_export_removes_the_file_and_its_usage(sqlite_engine, storage, redis_client,
+                                                                              refusing_smtp_server):
+    from eclipse_exports.retention.usage import WorkspaceUsage
+
+    with pytest.raises(ExportFailed, match="exported but the email failed, so it was removed") as info:
+        export(sqlite_engine, storage, redis_client, make_request(delivery="email"),
+               limits=ExportLimits(smtp_url=refusing_smtp_server))
+    assert info.value.code is ErrorCode.EXPORT_FAILED and "554" in str(info.value)
+    assert list(storage.iter_objects("")) == [] and storage.pending_multipart_uploads() == []
+    assert WorkspaceUsage(redis_client, storage).bytes_used("ws_a") == 0
+    assert "downloadUrl" not in JobStatusStore(redis_client).get("job-1")
+
+
+def test_a_member_without_an_email_address_fails_before_anything_is_written(tmp_path_factory, storage,
+                                                                            redis_client, smtp_server):
+    from tests.conftest import _sqlite_with
+    from tests.dataset import DATASET, insert_dataset
+
+    no_address = {**DATASET, "users": [{**u, "email": "  "} if u["id"] == "u_analyst" else u
+                                       for u in DATASET["users"]]}
+    engine = _sqlite_with(tmp_path_factory, lambda e: insert_dataset(e, no_address))
+    url, inbox = smtp_server
+    with pytest.raises(ExportFailed, match="user 'u_analyst' has no email address in workspace 'ws_a'") as info:
+        export(engine, storage, redis_client, make_request(delivery="email"), limits=ExportLimits(smtp_url=url))
+    assert info.value.code is ErrorCode.EXPORT_FAILED
+    assert list(storage.iter_objects("")) == [] and storage.pending_multipart_uploads() == [] and inbox == []
+
+
+def test_a_stored_file_that_fails_verification_stays_for_inspection_without_a_link(sqlite_engine, storage,
+                                                                                  redis_client, s3_endpoint):
+    """Someone overwrites the object between the upload and the read-back (held up 1.5 s by the fault proxy)."""
+    import threading
+
+    from eclipse_exports.exports.run import FileVerificationFailed
+    from eclipse_exports.storage.client import ExportStorage, make_s3_client
+    from tests.s3_fault_proxy import S3FaultProxy
+
+    tampered = threading.Event()
+
+    def overwrite_once_stored():
+        for _ in range(300):
+            keys = [o["Key"] for o in storage.iter_objects("") if "/exports/" in o["Key"]]
+            if keys:
+                storage.client.put_object(Bucket=storage.bucket, Key=keys[0], Body=b"id,title\nforged,row\n")
+                tampered.set()
+                return
+            threading.Event().wait(0.05)
+
+    with S3FaultProxy(s3_endpoint) as proxy:
+        proxy.inject(method="GET", path=r"/exports/", delay=1.5)
+        slow_reads = ExportStorage(make_s3_client(proxy.url), storage.bucket, storage.prefix)
+        racer = threading.Thread(target=overwrite_once_stored)
+        racer.start()
+        with pytest.raises(FileVerificationFailed) as info:
+            export(sqlite_engine, slow_reads, redis_client, make_request())
+        racer.join()
+    assert tampered.is_set()
+    result = info.value.result
+    assert info.value.code is ErrorCode.EXPORT_FAILED and "failed verification" in str(info.value)
+    assert not result.verification.passed and result.download_url == "" and result.expires_at is None
+    assert fetch(storage, result.key) == b"id,title\nforged,row\n"  # kept where it is, for inspection
+    fields = JobStatusStore(redis_client).get("job-1")
+    assert fields["status"] == "running" and "downloadUrl" not in fields and "filePath" not in fields

@@ -38,7 +38,9 @@ def stored(storage, key) -> bytes:
 
 
 def replace_object(storage, key, body: bytes, content_type: str) -> None:
-    storage.client.put_object(Bucket=storage.bucket, Key=key, Body=body, ContentType=content_type)
+    """Store ``body`` as the project would (its server-side encryption included), so only the content differs."""
+    storage.client.put_object(Bucket=storage.bucket, Key=key, Body=body, ContentType=content_type,
+                              **storage.sse.put_args())
 
 
 @pytest.mark.parametrize("resource, fmt, options", CASES)
@@ -76,7 +78,7 @@ def test_a_missing_object_and_a_wrong_row_count_are_named(sqlite_engine, storage
     assert check.intact and not check.readable
     assert check.content_problems == (f"holds {expected.row_count:,} rows; the export's snapshot counted "
                                       f"{expected.row_count + 1:,}",)
-    storage.delete(result.key)
+    storage.delete(result.key, workspace_id=result.request.workspace_id)
     gone = verify_export_file(storage, expected)
     assert gone.integrity_problems == (f"no object at key {result.key}",) and gone.rows_read is None
 

@@ -33,7 +33,8 @@ def send(redis_client, demo_engine, *paths: Path):
 def test_there_is_an_example_for_every_resource_format_and_refusal():
     names = {p.stem for p in ACCEPTED}
     for resource, formats in {"alerts": "csv json jsonl parquet", "infringements": "csv json jsonl parquet",
-                              "actions": "csv json jsonl parquet", "report": "html"}.items():
+                              "actions": "csv json jsonl parquet", "audit_logs": "csv json jsonl parquet",
+                              "export_audit": "csv json jsonl parquet", "report": "html"}.items():
         for fmt in formats.split():
             assert {f"{resource}-{fmt}", f"{resource}-{fmt}-filtered"} <= names
     assert {p.parent.name for p in REFUSED} == {"invalid_request", "unknown_workspace", "workspace_inactive",

@@ -14,6 +14,7 @@ from eclipse_exports.reports import ReportData, collect_report, render_report
 from eclipse_exports.reports.figures import DayCounts, PeriodFigures
 from eclipse_exports.reports.page import SEVERITY_ORDER, WORDS, slug
 from tests.html_page import parse_page
+from tests.report_briefing_sql import ageing_expectations
 from tests.report_dataset import ACTIVE, WEEK_1, WEEK_2, WEEK_3, sql_figures
 
 HEADLINE = ("alerts_new", "critical_alerts_new", "alerts_resolved", "infringements_opened", "open_infringements",
@@ -62,8 +63,8 @@ def test_every_number_matches_sql(report_source, workspace_id, week):
         assert _close(_number(page.value(f"{name}.previous")), before[name], tolerance), name
     assert int(page.value("actions_completed.table")) == now["actions_completed"]
     assert int(page.value("actions_failed.table")) == now["actions_failed"]
-    if now["critical_alerts_new"]:
-        assert int(page.value("critical_alert_count")) == now["critical_alerts_new"]
+    with report_source.connect() as conn:
+        assert int(page.value("critical_alert_count")) == ageing_expectations(conn, workspace_id, end)["critical_count"]
     for name, vocabulary in BREAKDOWNS.items():
         expected, previous = _slugged(now[name], vocabulary), _slugged(before[name], vocabulary)
         for key in set(expected) | set(previous):
@@ -75,7 +76,7 @@ def test_every_number_matches_sql(report_source, workspace_id, week):
         assert shown == expected, name
 
 
-def test_chart_bars_match_sql_per_day_and_type(report_source):
+def test_chart_bars_match_sql_per_day(report_source):
     end = WEEK_2 + timedelta(days=7)
     page = parse_page(render(report_source, "ws_north", WEEK_2, end))
     bars: dict[tuple[str, str], int] = {}
@@ -91,16 +92,15 @@ def test_chart_bars_match_sql_per_day_and_type(report_source):
                 bindparam("s", type_=DateTime(timezone=True)), bindparam("e", type_=DateTime(timezone=True)))
             for severity, n in conn.execute(statement, {"s": start, "e": start + timedelta(days=1)}):
                 expected[(start.date().isoformat(), slug("severity", severity))] = n
-        types = sql_figures(conn, "ws_north", WEEK_2, end)["infringements_by_type"]
     assert bars == expected and sum(bars.values()) > 0
-    type_bars = {r.attrs["data-type"]: int(r.attrs["data-count"]) for r in page.tags("rect") if "data-type" in r.attrs}
-    assert type_bars == _slugged(types, "infringement_type")
+    # Six nearly equal bars said little: infringements by type are a table only.
+    assert not [r for r in page.tags("rect") if "data-type" in r.attrs]
 
 
 def test_empty_week_says_no_activity(report_source):
     page = parse_page(render(report_source, "ws_quiet", WEEK_2, WEEK_2 + timedelta(days=7)))
     assert "No activity this week." in page.visible_text
-    assert page.tags("svg") == [] and int(page.value("alerts_new")) == 0
+    assert not [r for r in page.tags("rect") if "data-bar" in r.attrs] and int(page.value("alerts_new")) == 0
     assert int(page.value("open_infringements")) > 0  # found before the week, still open: listed, not hidden
     assert "Infringements detected earlier are still open" in page.visible_text
 

@@ -96,8 +96,9 @@ def test_browser_draws_the_report(report_sqlite, browser, tmp_path):
     shutil.copy(png, ARTIFACTS / png.name)
     (ARTIFACTS / "ws_north-week.pdf").write_bytes(pdf)
     assert requests == [source.as_uri()]  # nothing fetched besides the page itself
-    assert len(charts) == 2 and all(c["rects"] > 3 and c["height"] > 100 and c["desc"] for c in charts), charts
-    assert "New alerts per day" in charts[0]["title"] and "by type" in charts[1]["title"]
+    assert len(charts) == 5 and all(c["height"] > 40 and c["desc"] for c in charts), charts
+    assert all("the last 12 weeks" in c["title"] for c in charts[:4]) and charts[0]["rects"] > 12
+    assert "New alerts per day" in charts[4]["title"] and charts[4]["rects"] > 3
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 100_000  # a blank page compresses to a few KB
     assert pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") >= 2

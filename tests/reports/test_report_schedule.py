@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, PartitionKeyRange, RunsFilter, SkipReason, build_schedule_context
+from dagster._core.test_utils import freeze_time
 from sqlalchemy import create_engine, update
 
 from eclipse_exports.cli.reports import _wait_for_backfill
@@ -57,10 +58,12 @@ def _copy_source(engine, folder: Path):
     return create_engine(f"sqlite:///{path}")
 
 
-def _evaluate(instance, engine, when: datetime = MONDAY):
+def _evaluate(instance, engine, when: datetime = MONDAY, now: datetime | None = None):
+    """Evaluate the tick at ``when`` as the daemon would at ``now`` (default: 10 s after it, on time)."""
     context = build_schedule_context(instance=instance, scheduled_execution_time=when,
                                      resources={"source_db": SourceDatabaseResource(url=str(engine.url))})
-    return executive_report_schedule(context)
+    with freeze_time(now or when + timedelta(seconds=10)):
+        return executive_report_schedule(context)
 
 
 def test_a_monday_asks_for_last_week_of_each_active_workspace_once(report_sqlite, tmp_path):
@@ -123,7 +126,7 @@ def deployment(tmp_path_factory, report_sqlite, s3_endpoint, redis_url):
         backfill = subprocess.run(
             [str(Path(sys.executable).parent / "eclipse-exports"), "report-backfill",
              *(arg for week in BACKFILL_WEEKS for arg in ("--week", week)), "--workspace", "ws_north",
-             "--workspace", "ws_hostile", "--dagster-url", f"http://127.0.0.1:{port}"],
+             "--workspace", "ws_hostile", "--email", "--dagster-url", f"http://127.0.0.1:{port}"],
             env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
         processes.append(start("dagster-daemon", "run"))
         workers.start(wait=False)
@@ -198,7 +201,8 @@ def test_a_backfill_of_two_workspaces_by_three_weeks_writes_six_reports(deployme
               if r.run_id in {run.run_id for run in runs}]
     assert sorted(e.partition_key for e in events) == sorted(wanted)  # each exactly once, nothing else
     keys = {o["Key"] for o in deployment["s3"].list_objects_v2(Bucket=deployment["bucket"]).get("Contents", [])}
-    assert {f"workspaces/{k.split('|')[1]}/reports/{k.split('|')[0]}-executive-report.html" for k in wanted} <= keys
+    assert {f"workspaces/{k.split('|')[1]}/reports/{k.split('|')[0]}-executive-report.{ext}" for k in wanted
+            for ext in ("html", "pdf")} <= keys
     mailed = [m.rcpt_tos[0] for m in deployment["mailbox"].received
               if any(f"week of {w}" in m.message["Subject"] for w in ("12 Oct 2026", "19 Oct 2026", "26 Oct 2026"))]
     assert sorted(mailed) == sorted(3 * (RECIPIENTS["ws_north"] + RECIPIENTS["ws_hostile"]))

@@ -28,23 +28,28 @@ def test_figures_match_the_source_rows(source):
     assert data.alerts_by_severity == dict(Counter(r["severity"] for r in alerts))
     assert data.infringements_by_type == dict(Counter(r["type"] for r in infringements))
     assert data.actions_by_status == dict(Counter(r["status"] for r in actions))
-    critical = [r for r in alerts if r["severity"] == "critical"]
-    assert data.critical_alert_count == len(critical)
-    assert len(data.critical_alerts) == min(LIST_LIMIT, len(critical))
+    critical = [r for r in DATASET["alerts"] if r["workspace_id"] == "ws_a" and r["severity"] == "critical"
+                and r["status"] in ("new", "acknowledged") and r["detected_at"] is not None and r["detected_at"] < END]
+    assert data.ageing.critical_open_count == len(critical)
+    assert len(data.ageing.critical_open) == min(LIST_LIMIT, len(critical))
     assert (data.alert_count, data.infringement_count, data.action_count) == (
         len(alerts), len(infringements), len(actions))
     # rowCount counts the rows the page lists, never a sum of different kinds of records.
-    assert data.row_count == len(data.critical_alerts) + len(data.open_infringements)
-    assert render_report(data).count("<tr data-row>") == data.row_count
+    assert data.row_count == len(data.ageing.critical_open) + len(data.ageing.oldest)
+    assert render_report(data).count("<tr data-row ") == data.row_count
 
 
 def test_html_escapes_hostile_text():
     from eclipse_exports.reports import ReportData
+    from eclipse_exports.reports.ageing import Ageing
+    from eclipse_exports.reports.brands import BrandRisk
 
     hostile = '<script>alert(1)</script><img src=x onerror="alert(2)">'
     data = ReportData("ws_a", hostile, START, END, END, alerts_by_severity={hostile: 1},
-                      critical_alerts=[{"id": "a1", "title": hostile, "url": "javascript:alert(3)", "brand": hostile,
-                                        "status": "new", "detected_at": None}], critical_alert_count=1)
+                      brands=[BrandRisk("b1", hostile, 3, 1, 2, 1)],
+                      ageing=Ageing(critical_open=[{"id": "a1", "title": hostile, "url": "javascript:alert(3)",
+                                                    "brand": hostile, "status": "new", "detected_at": START,
+                                                    "age_seconds": 86_400.0}], critical_open_count=1))
     html = render_report(data)
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "onerror=&#34;alert(2)&#34;" in html
@@ -63,6 +68,28 @@ def test_report_request_lands_as_html_in_s3(source, storage, redis_client):
     assert "&lt;script&gt;" in body and "<script>alert(1)" not in body  # hostile titles from the dataset
     status = JobStatusStore(redis_client).get("rep-1")
     assert status["status"] == "completed" and int(status["rowCount"]) == result.row_count > 0
+
+
+def _period_of(storage, key: str) -> str:
+    body = storage.client.get_object(Bucket=storage.bucket, Key=key)["Body"].read().decode()
+    return body.split("<title>", 1)[1].split("</title>", 1)[0].split(" · ", 1)[1]
+
+
+@pytest.mark.parametrize("created", [True, False], ids=["createdAt", "pick-up time"])
+def test_a_re_executed_report_renders_the_same_period(source, storage, redis_client, created):
+    """Without from/to the period counts back 7 days from the request's createdAt (else its pick-up time), not
+    from the run's start, so a retry or re-execution ten minutes later renders the same file."""
+    moment = datetime(2026, 11, 29, 12, 1, tzinfo=UTC)
+    payload = {"id": f"rep-again-{created}", "workspaceId": "ws_a", "userId": "u_viewer", "resourceType": "report",
+               "format": "html", **({"createdAt": moment.isoformat()} if created else {})}
+    request = ExportRequest.from_payload(json.dumps(payload))
+    periods = []
+    for attempt in range(2):  # the run, then its re-execution
+        result = run_export(request, engine=source, storage=storage, status=JobStatusStore(redis_client),
+                            limits=ExportLimits(), run_id=f"run-again-{attempt}",
+                            key_time=None if created else moment)
+        periods.append(_period_of(storage, result.key))
+    assert periods == ["22 Nov 2026, 12:01 UTC – 29 Nov 2026, 12:01 UTC"] * 2
 
 
 @pytest.mark.parametrize("user", ["u_viewer", "u_analyst"])

@@ -18,6 +18,7 @@ from dagster import (
     build_schedule_context,
     instance_for_test,
 )
+from dagster._core.test_utils import freeze_time
 
 from eclipse_exports.cli import main
 from eclipse_exports.jobs import export_cleanup_job
@@ -88,7 +89,8 @@ def test_the_run_reports_a_failed_batch_in_its_metadata_and_the_next_run_complet
 
 def test_the_schedule_judges_ages_as_of_its_tick_and_skips_while_a_cleanup_runs(monkeypatch):
     tick = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    with instance_for_test() as instance:
+    # Evaluated at its own time, as the daemon does (a tick evaluated days late is a catch-up the guard skips).
+    with instance_for_test() as instance, freeze_time(tick + timedelta(seconds=5)):
         request = export_cleanup_schedule(build_schedule_context(instance=instance, scheduled_execution_time=tick))
         assert isinstance(request, RunRequest)
         assert request.run_config["ops"]["export_cleanup"]["config"]["as_of"] == tick.isoformat()

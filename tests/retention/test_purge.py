@@ -129,3 +129,59 @@ def test_a_partition_an_unfinished_backfill_targets_stays_until_it_ends(storage,
         instance.update_backfill(backfill.with_status(BulkActionStatus.COMPLETED_SUCCESS))
         done = workspace_purge_sensor(build_sensor_context(instance=instance, resources=resources))
         assert list(done.dynamic_partitions_requests[0].partition_keys) == ["ws_del"]
+
+
+@pytest.fixture
+def proxy(s3_endpoint):
+    from tests.s3_fault_proxy import S3FaultProxy
+
+    with S3FaultProxy(s3_endpoint) as running:
+        yield running
+
+
+def test_a_purge_s3_refuses_is_not_recorded_and_keeps_its_partition_until_it_completes(
+        storage, redis_client, resources, files, proxy):
+    doomed, kept = files
+    through_proxy = {**resources, "storage": ExportStorageResource(bucket=storage.bucket, prefix="tenant-files",
+                                                                   endpoint_url=proxy.url)}
+    proxy.inject(method="POST", query=r"(^|&)delete(=|&|$)", body=b"/ws_del/", status=500)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("workspaces", ["ws_a", "ws_del"])
+        refused = workspace_purge_sensor(build_sensor_context(instance=instance, resources=through_proxy))
+        assert isinstance(refused, SkipReason) and "nothing yet" in refused.skip_message
+        assert "ws_del" not in purged_workspaces(redis_client)
+        assert set(doomed) <= all_keys(storage)
+        assert sorted(instance.get_dynamic_partitions("workspaces")) == ["ws_a", "ws_del"]
+
+        proxy.clear()
+        done = workspace_purge_sensor(build_sensor_context(instance=instance, resources=through_proxy))
+        assert list(done.dynamic_partitions_requests[0].partition_keys) == ["ws_del"]
+        assert purged_workspaces(redis_client) == {"ws_del"} and all_keys(storage) == set(kept)
+
+
+def test_a_purge_cut_off_by_its_time_limit_is_not_recorded_and_keeps_its_partition(
+        storage, redis_client, resources, files, proxy, monkeypatch):
+    import time
+
+    from eclipse_exports.sensors import workspace_purge
+
+    doomed, kept = files
+    # Every listing takes 0.6 s; the tick's budget is 0.5 s: the purge stops after its first page.
+    proxy.inject(method="GET", query=r"list-type=2|uploads", delay=0.6)
+    slow = ExportStorageResource(bucket=storage.bucket, prefix="tenant-files", endpoint_url=proxy.url)
+    outcome = purge_workspace(slow.get_storage(), redis_client, "ws_del", deadline=time.monotonic() + 0.5)
+    assert not outcome.complete and "ws_del" not in purged_workspaces(redis_client)
+    monkeypatch.setattr(workspace_purge, "TICK_TIME_BUDGET_SECONDS", 0.5)
+    storage.client.put_object(Bucket=storage.bucket, Key=next(iter(doomed)), Body=b"again")
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("workspaces", ["ws_a", "ws_del"])
+        cut = workspace_purge_sensor(build_sensor_context(instance=instance, resources={**resources,
+                                                                                       "storage": slow}))
+        assert isinstance(cut, SkipReason), cut
+        assert "ws_del" not in purged_workspaces(redis_client)
+        assert "ws_del" in instance.get_dynamic_partitions("workspaces")
+        proxy.clear()
+        monkeypatch.setattr(workspace_purge, "TICK_TIME_BUDGET_SECONDS", 40.0)
+        done = workspace_purge_sensor(build_sensor_context(instance=instance, resources=resources))
+        assert list(done.dynamic_partitions_requests[0].partition_keys) == ["ws_del"]
+    assert purged_workspaces(redis_client) == {"ws_del"} and all_keys(storage) == set(kept)

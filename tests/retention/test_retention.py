@@ -69,12 +69,13 @@ def estate(storage, redis_client):
     """Thousands of old and new exports in four workspaces, reports, foreign and unparseable keys, an upload."""
     old = exports(storage, "old", OLD_PER_WORKSPACE)
     old_report = storage.report_key("ws_a", date(2026, 1, 5))
+    old_pdf = storage.report_key("ws_a", date(2026, 1, 5), "pdf")
     foreign = {"other-app/workspaces/ws_a/exports/20261101T093000Z-alerts-x.csv": b"not ours",
                "tenant-files/readme.txt": b"prefix but not workspaces/"}
     unparseable = {"tenant-files/workspaces/ws_a/exports/garbage.csv": b"?",
                    "tenant-files/workspaces/ws_b/tmp/20261101T093000Z-alerts-j.csv": b"?",
                    "tenant-files/workspaces/ws_c/exports/20261101T093000Z-alerts-j.xlsx": b"?"}
-    put_all(storage, {**old, old_report: b"<html>", **foreign, **unparseable})
+    put_all(storage, {**old, old_report: b"<html>", old_pdf: b"%PDF-", **foreign, **unparseable})
     upload_key = storage.export_key("ws_b", "alerts", "dead-worker", "csv", STAMP)
     upload = storage.client.create_multipart_upload(Bucket=storage.bucket, Key=upload_key)
     storage.client.upload_part(Bucket=storage.bucket, Key=upload_key, UploadId=upload["UploadId"], PartNumber=1,
@@ -87,9 +88,11 @@ def estate(storage, redis_client):
     split = cross_a_second()
     new = exports(storage, "new", NEW_PER_WORKSPACE)
     new_report = storage.report_key("ws_b", date(2026, 11, 23))
-    put_all(storage, {**new, new_report: b"<html>"})
+    new_pdf = storage.report_key("ws_b", date(2026, 11, 23), "pdf")
+    put_all(storage, {**new, new_report: b"<html>", new_pdf: b"%PDF-"})
     completed(redis_client, storage, new)
-    return {"old": old, "new": new, "old_report": old_report, "new_report": new_report, "foreign": foreign,
+    return {"old": old, "new": new, "old_report": old_report, "new_report": new_report, "old_pdf": old_pdf,
+            "new_pdf": new_pdf, "foreign": foreign,
             "unparseable": unparseable, "rerun": rerun, "failed": failed, "split": split}
 
 
@@ -131,8 +134,10 @@ def test_a_pass_removes_exactly_the_expired_exports_and_the_stale_upload(storage
     assert int(redis_client.get(workspace_usage_key("ws_gone"))) == 0
 
     later = run_cleanup(storage, redis_client, RETENTION, estate["split"] + RETENTION.report_retention)
-    assert later.ok and later.files_removed == len(estate["new"]) + 1
-    assert all_keys(storage) == {estate["rerun"], estate["new_report"], *estate["foreign"], *estate["unparseable"]}
+    assert later.ok and later.files_removed == len(estate["new"]) + 2  # and the old report, HTML and PDF
+    # A report's PDF lives and goes with its HTML.
+    assert all_keys(storage) == {estate["rerun"], estate["new_report"], estate["new_pdf"], *estate["foreign"],
+                                 *estate["unparseable"]}
 
 
 def test_a_young_upload_is_left_to_finish_and_counts_toward_usage(storage, redis_client):

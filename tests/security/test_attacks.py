@@ -298,15 +298,37 @@ def test_sql_metacharacter_brands_export_nothing_and_break_nothing(source, stora
     "sqlite_engine",
     "pg_engine",
 ])
-def test_nul_in_brand_is_refused_or_matches_nothing(request, storage, redis_client, engine_name):
+def test_nul_in_brand_is_refused_and_the_sql_path_matches_nothing(request, engine_name):
+    """The request model refuses NUL first; the SQL paths behind it are still tried with a NUL brand (the
+    filters built without validation): they match nothing or fail cleanly, and change nothing."""
+    from sqlalchemy.exc import DBAPIError, StatementError
+
+    from eclipse_exports.models import ExportFilters
+    from eclipse_exports.source.queries import count_query, export_query
+
     engine = request.getfixturevalue(engine_name)
     payload = {"id": "nul-1", "workspaceId": "ws_a", "userId": "u_analyst", "resourceType": "alerts",
                "format": "csv", "filters": {"brand": ["Alpha\u0000"]}}
-    try:
+    with pytest.raises(InvalidRequest):
         ExportRequest.from_payload(json.dumps(payload))
-    except InvalidRequest:
-        return
-    assert export(engine, storage, redis_client, payload).row_count == 0
+    before = _table_counts(engine)
+    outcomes = []
+    for brand in ("Alpha\u0000", "\u0000", "Alpha\u0000' OR '1'='1"):
+        filters = ExportFilters.model_construct(brand=[brand])
+        for resource in (ResourceType.ALERTS, ResourceType.INFRINGEMENTS):
+            with engine.connect() as conn:
+                try:
+                    rows = conn.execute(export_query(resource, "ws_a", filters)).all()
+                    count = conn.execute(count_query(resource, "ws_a", filters)).scalar_one()
+                except (DBAPIError, StatementError, ValueError) as exc:
+                    outcomes.append(type(exc).__name__)
+                    assert "NUL" in str(exc) or "\\x00" in str(exc) or "0x00" in str(exc), exc
+                    continue
+            assert rows == [] and count == 0, (brand, resource)
+            outcomes.append("no rows")
+    assert _table_counts(engine) == before
+    # Every query ran: SQLite compares the text and matches nothing; psycopg2 refuses NUL before sending it.
+    assert len(outcomes) == 6, outcomes
 
 
 # --- Formula injection: CSV cells neutralized with a leading quote, other formats carry the text unchanged ---

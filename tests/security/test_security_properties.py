@@ -34,7 +34,8 @@ HOSTILE = ["x' OR '1'='1", "%", "_", ";DROP TABLE alerts;--", "Robert'); DROP TA
            "emoji 🚀", "שלום", "a,b", "ws_a", "../ws_b", ""]
 TEXT = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=30))
 BRAND_NAME = st.one_of(st.sampled_from([h for h in HOSTILE if h and "\x00" not in h]),
-                       st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=30))
+                       # Text a database can hold: no NUL, no lone surrogates (not encodable as UTF-8).
+                       st.text(st.characters(exclude_characters="\x00", codec="utf-8"), min_size=1, max_size=30))
 IDENT = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
 MOMENT = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC))
 ACTION_STATUSES = STATUS_VOCABULARY[ResourceType.ACTIONS]

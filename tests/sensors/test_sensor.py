@@ -285,3 +285,57 @@ def test_a_tick_while_redis_is_down_skips_with_the_reason_and_keeps_the_cursor(i
     message = result.skip_reason.skip_message
     assert message.startswith("Redis is unreachable (ConnectionError") and "read again after entry 5-0" in message
     assert time.monotonic() - started < 45  # the retries are bounded
+
+
+def test_valid_requests_wait_while_the_source_database_is_down_and_go_on_after(tmp_path, instance, redis_url,
+                                                                                 redis_client):
+    """A database blip while the sensor reads requests: nothing is rejected or dead-lettered, nothing is
+    skipped; the tick stops at the first entry it cannot check and the next tick after the restart takes all."""
+    import subprocess
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from eclipse_exports.local.services import _as_postgres_user, _pg_bin, start_postgres
+    from eclipse_exports.source.demo_data import create_schema
+    from tests.dataset import insert_dataset
+
+    service = start_postgres(tmp_path / "pg")
+    port = make_url(service.url).port
+    try:
+        engine = create_engine(service.url)
+        create_schema(engine)
+        insert_dataset(engine)
+        engine.dispose()
+        resources = {"redis": RedisResource(url=redis_url), "source_db": SourceDatabaseResource(url=service.url)}
+
+        def tick(cursor):
+            return export_request_sensor(build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+
+        warm = tick(None)  # the resource's engine has connected once
+        jobs = [f"blip-{n}" for n in range(3)]
+        for job_id in jobs:
+            redis_client.xadd(REQUEST_STREAM, {"payload": payload(job_id)})
+        service.stop()
+        down = tick(warm.cursor)
+        assert not down.run_requests
+        assert redis_client.xlen(DEAD_LETTER_STREAM) == 0
+        assert all(status(redis_client, job_id).get("status") in (None, "pending") for job_id in jobs), \
+            [status(redis_client, j) for j in jobs]
+        options = f"-p {port} -k {tmp_path / 'pg' / 'sock'} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", str(tmp_path / "pg" / "data"), "-o", options,
+                                          "-l", str(tmp_path / "pg" / "postgres.log"), "-w", "-t", "60", "start"]),
+                       check=True, capture_output=True)
+        cursor = down.cursor or warm.cursor
+        launched = []
+        for _ in range(3):
+            result = tick(cursor)
+            launched += [r.run_key for r in result.run_requests]
+            cursor = result.cursor or cursor
+            if len(launched) == len(jobs):
+                break
+        assert sorted(launched) == jobs
+        assert {status(redis_client, job_id)["status"] for job_id in jobs} == {"queued"}
+        assert redis_client.xlen(DEAD_LETTER_STREAM) == 0
+    finally:
+        service.stop()

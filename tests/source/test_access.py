@@ -16,7 +16,7 @@ from eclipse_exports.source.schema import workspace_members
 ALLOWED = {
     "owner": set(ResourceType),
     "admin": set(ResourceType),
-    "analyst": set(ResourceType),
+    "analyst": set(ResourceType) - {ResourceType.AUDIT_LOGS, ResourceType.EXPORT_AUDIT},
     "viewer": {ResourceType.ALERTS, ResourceType.REPORT},
 }
 USER_OF_ROLE = {"owner": "u_owner", "admin": "u_admin", "analyst": "u_analyst", "viewer": "u_viewer"}

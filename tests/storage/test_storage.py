@@ -30,10 +30,11 @@ def test_multipart_upload_streams_parts_and_presigned_url_serves_them(storage):
         for _ in range(12):
             upload.write(chunk)
     assert upload.bytes_written == 12 * len(chunk)
-    body = urllib.request.urlopen(storage.presign(key, 60)).read()
+    body = urllib.request.urlopen(storage.presign(key, 60, workspace_id="ws_a")).read()
     assert body == chunk * 12
     head = storage.client.head_object(Bucket=storage.bucket, Key=key)
     assert head["ContentType"] == "text/csv"
+    assert head["ServerSideEncryption"] == "AES256"  # the default, on a multipart upload too
     assert "big.csv" in head["ContentDisposition"]
 
 

@@ -1,0 +1,84 @@
+"""The report as a new user opens it: the PDF's page 1 is the brief, at most 3 A4 pages; the HTML's top is the brief.
+
+The demo data's ``ws_acme`` (week of 23 Nov 2026) is rendered by the project;
+its PDF is read with poppler (``pdftotext``, ``pdfinfo``, ``pdftoppm``: page 1
+as PNG) and its HTML is opened in Debian's chromium through Playwright on a
+laptop-sized screen (1366 × 768). Screenshots are kept under ``tests/artifacts/``.
+"""
+
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from eclipse_exports.reports import collect_report, render_report
+from eclipse_exports.reports.brief import BriefThresholds
+from eclipse_exports.reports.pdf import render_pdf
+from eclipse_exports.source.demo_data import load_demo_data
+from tests.reports.test_report_page import ARTIFACTS, browser  # noqa: F401 - the chromium fixture
+
+WEEK = datetime(2026, 11, 23, tzinfo=UTC)
+SCREEN = {"width": 1366, "height": 768}
+
+
+@pytest.fixture(scope="module")
+def acme_week(tmp_path_factory) -> tuple[str, bytes, int, Path]:
+    folder = tmp_path_factory.mktemp("acme")
+    engine = create_engine(f"sqlite:///{folder / 'demo.db'}")
+    load_demo_data(engine, "small", as_of=datetime(2026, 12, 7, tzinfo=UTC))
+    with engine.connect() as conn:
+        data = collect_report(conn, "ws_acme", WEEK, WEEK + timedelta(days=7), WEEK + timedelta(days=7, hours=6))
+    html = render_report(data, BriefThresholds())
+    pdf, pages = render_pdf(html)
+    (folder / "report.pdf").write_bytes(pdf)
+    (folder / "report.html").write_text(html, encoding="utf-8")
+    engine.dispose()
+    return html, pdf, pages, folder
+
+
+def _poppler(*args: str) -> str:
+    if shutil.which(args[0]) is None:
+        pytest.fail(f"{args[0]} is missing: apt-get install poppler-utils (scripts/bootstrap.sh --with-postgres)")
+    return subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_the_pdf_has_the_brief_on_page_1_and_at_most_3_a4_pages(acme_week):
+    _, pdf, pages, folder = acme_week
+    path = folder / "report.pdf"
+    info = dict(line.split(":", 1) for line in _poppler("pdfinfo", str(path)).splitlines() if ":" in line)
+    assert int(info["Pages"]) == pages <= 3
+    assert info["Page size"].split()[:3] == ["595.276", "x", "841.89"]  # A4 in points
+    page_1 = " ".join(_poppler("pdftotext", "-f", "1", "-l", "1", "-layout", str(path), "-").split())
+    for heading in ("Headline figures", "In brief", "Trends over 12 weeks"):
+        assert heading in page_1, heading
+    assert "More takedowns failed" in page_1 and "The open backlog rose" in page_1
+    whole = " ".join(_poppler("pdftotext", str(path), "-").split())
+    assert "How these figures are defined" in whole  # nothing cut off at the end
+    _poppler("pdftoppm", "-f", "1", "-l", "1", "-r", "90", "-png", "-singlefile", str(path), str(folder / "page-1"))
+    png = (folder / "page-1.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 60_000  # drawn, not blank
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(folder / "page-1.png", ARTIFACTS / "ws_acme-report-pdf-page-1.png")
+    (ARTIFACTS / "ws_acme-report.pdf").write_bytes(pdf)
+
+
+def test_the_html_reads_as_a_briefing_in_two_laptop_screens(acme_week, browser):  # noqa: F811
+    _, _, _, folder = acme_week
+    page = browser.new_page(viewport=SCREEN)
+    page.goto((folder / "report.html").as_uri(), wait_until="load")
+    box = "e => { const r = e.getBoundingClientRect(); return {top: r.top + scrollY, bottom: r.bottom + scrollY}; }"
+    sections = (("brief", "#in-brief"), ("trends", "#trends"), ("ageing", "#ageing"), ("details", "#details"))
+    boxes = {name: page.eval_on_selector(selector, box) for name, selector in sections}
+    png = folder / "top.png"
+    page.screenshot(path=str(png))  # the first screen, as a laptop shows it
+    page.close()
+    assert boxes["brief"]["bottom"] <= SCREEN["height"], boxes  # the brief is on the first screen
+    assert boxes["trends"]["bottom"] <= 2 * SCREEN["height"], boxes  # the trends within two
+    assert boxes["brief"]["top"] < boxes["trends"]["top"] < boxes["ageing"]["top"] < boxes["details"]["top"]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(png, ARTIFACTS / "ws_acme-report-html-top.png")
