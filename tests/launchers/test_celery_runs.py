@@ -149,6 +149,10 @@ def test_a_second_delivery_of_a_run_is_refused(deployment, celery):
     instance = celery(dev)
     launcher = instance.run_launcher
     assert isinstance(launcher, CeleryRunWorkerLauncher)
+    # The job completes a moment before its run's last events are written: wait for the child's exit event.
+    wait_until(lambda: any("Process for run exited" in (r.event_log_entry.message or "")
+                           for r in instance.get_records_for_run(final["runId"], limit=1000).records), 60,
+               "the run's last event")
     events_before = len(instance.get_records_for_run(final["runId"], limit=1000).records)
     # The broker restoring the message twice, at once: both deliveries reach live children.
     results = [launcher.celery.send_task(EXECUTE_RUN_TASK, kwargs={"run_id": final["runId"], "attempt": 0},
