@@ -18,6 +18,7 @@ from eclipse_exports.schedules import (
     export_cleanup_schedule,
 )
 from eclipse_exports.sensors import (
+    executive_report_audit_sensor,
     export_queue_position_sensor,
     export_request_queue_sensor,
     export_request_sensor,
@@ -36,7 +37,8 @@ defs = Definitions(
                dagster_history_cleanup_schedule],
     sensors=[export_request_sensor, export_retry_watch_sensor, export_run_failure_sensor, export_run_canceled_sensor,
              workspace_partitions_sensor,
-             workspace_purge_sensor, export_queue_position_sensor, export_request_queue_sensor],
+             workspace_purge_sensor, export_queue_position_sensor, export_request_queue_sensor,
+             executive_report_audit_sensor],
     resources=default_resources(),
     executor=in_process_executor,
 )
