@@ -75,7 +75,7 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
 
     def __init__(self, default_queue: str | None = None, broker: str | None = None, backend: str | None = None,
                  include: list[str] | None = None, config_source: dict | None = None,
-                 no_worker_grace_seconds: int = 10, inst_data: ConfigurableClassData | None = None) -> None:
+                 no_worker_grace_seconds: int = 30, inst_data: ConfigurableClassData | None = None) -> None:
         redis_url = Settings.from_env().redis_url
         self.no_worker_grace_seconds = no_worker_grace_seconds
         settings = {**CELERY_SETTINGS, **(config_source or {})}
@@ -95,7 +95,7 @@ class CeleryRunWorkerLauncher(CeleryRunLauncher):
         schema["backend"] = Field(Noneable(StringSource), is_required=False, default_value=None,
                                   description="Celery result backend URL; default: the broker's.")
         schema["no_worker_grace_seconds"] = Field(
-            IntSource, is_required=False, default_value=10,
+            IntSource, is_required=False, default_value=30,
             description="How long a launch waits for a live run worker before it fails the run.")
         return schema
 
