@@ -42,7 +42,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from eclipse_exports.reports.ageing import OLDEST_LISTED, Ageing, collect_ageing
 from eclipse_exports.reports.brands import BrandRisk, brands_at_risk
-from eclipse_exports.reports.history import TrendPoint, collect_trends
+from eclipse_exports.reports.history import TrendPoint, WeekRates, collect_trends
 from eclipse_exports.reports.queries import OPEN_INFRINGEMENT_STATUSES, as_utc, between, counts
 from eclipse_exports.reports.takedowns import TakedownBreakdown, collect_takedowns
 from eclipse_exports.source.schema import actions, alerts, infringements, workspaces
@@ -52,7 +52,7 @@ MAX_CHART_BARS = 62
 
 
 @dataclass(kw_only=True)
-class PeriodFigures:
+class PeriodFigures(WeekRates):
     """The headline figures of one period (see the module docstring for each definition).
 
     Breakdowns are ``{value: count}``; ``None`` stands for rows without a value.
@@ -66,11 +66,6 @@ class PeriodFigures:
     actions_completed: int = 0
     actions_failed: int = 0
     median_takedown_seconds: float | None = None
-
-    @property
-    def alerts_new(self) -> int:
-        """New alerts in the period (all severities)."""
-        return sum(self.alerts_by_severity.values())
 
     @property
     def critical_alerts_new(self) -> int:
@@ -87,11 +82,6 @@ class PeriodFigures:
         """Infringements open at the period's end."""
         return sum(self.open_infringements_by_status.values())
 
-    @property
-    def takedown_success_rate(self) -> float | None:
-        """completed ÷ (completed + failed), from 0 to 1; ``None`` when neither happened."""
-        done = self.actions_completed + self.actions_failed
-        return self.actions_completed / done if done else None
 
 
 @dataclass

@@ -32,8 +32,28 @@ TREND_WEEKS = 12
 _BEFORE = -1  # the bucket of rows older than the first week (the backlog carried into it)
 
 
+class WeekRates:
+    """What a week's and a period's figures derive alike from ``alerts_by_severity``, ``actions_completed`` and
+    ``actions_failed`` (fields of the dataclass that mixes this in)."""
+
+    alerts_by_severity: dict
+    actions_completed: int
+    actions_failed: int
+
+    @property
+    def alerts_new(self) -> int:
+        """New alerts, every severity."""
+        return sum(self.alerts_by_severity.values())
+
+    @property
+    def takedown_success_rate(self) -> float | None:
+        """completed ÷ (completed + failed), 0–1; ``None`` when neither happened."""
+        done = self.actions_completed + self.actions_failed
+        return self.actions_completed / done if done else None
+
+
 @dataclass
-class TrendPoint:
+class TrendPoint(WeekRates):
     """One week of the trends: ``[start, end)``, its counts, and whether it is the report's own week.
 
     ``alerts_by_severity`` is ``{severity: n}`` (``None`` for no severity);
@@ -48,17 +68,6 @@ class TrendPoint:
     actions_completed: int = 0
     actions_failed: int = 0
     median_takedown_seconds: float | None = None
-
-    @property
-    def alerts_new(self) -> int:
-        """New alerts of the week, every severity."""
-        return sum(self.alerts_by_severity.values())
-
-    @property
-    def takedown_success_rate(self) -> float | None:
-        """completed ÷ (completed + failed), 0–1; ``None`` when neither happened."""
-        done = self.actions_completed + self.actions_failed
-        return self.actions_completed / done if done else None
 
 
 def trend_weeks(period_end: datetime, weeks: int = TREND_WEEKS) -> list[TrendPoint]:

@@ -32,7 +32,7 @@ from eclipse_exports.assets.exports import ERROR_CODE_TAG, RUN_TAG_PREFIX, expor
 from eclipse_exports.config import known_secrets, redact
 from eclipse_exports.exports.job_file import job_file_key
 from eclipse_exports.models import ErrorCode, utc_now
-from eclipse_exports.queue.status import TERMINAL_STATUSES
+from eclipse_exports.queue.status import TERMINAL_STATUSES, JobStatusStore
 from eclipse_exports.resources import ExportStorageResource, RedisResource
 from eclipse_exports.retention.leftovers import discard_job_files
 
@@ -125,6 +125,27 @@ def discard_leftovers(context: RunStatusSensorContext, job_id: str, redis: Redis
     return True
 
 
+def unfinished_export_job(context: RunStatusSensorContext, redis: RedisResource,
+                          storage: ExportStorageResource) -> tuple[JobStatusStore, str] | None:
+    """``(status store, job id)`` of the export job of the context's run once its leftovers are gone and while
+    the job has no final status; ``None`` for a run of no request, leftovers not yet removable, or a job
+    already ended. Shared by the run-failure and run-canceled sensors."""
+    job_id = context.dagster_run.tags.get(f"{RUN_TAG_PREFIX}job_id")
+    if not job_id or not discard_leftovers(context, job_id, redis, storage):
+        return None
+    store = redis.get_status_store()
+    if store.status(job_id) in TERMINAL_STATUSES:
+        return None
+    return store, job_id
+
+
+def fail_export_job(context: RunStatusSensorContext, store: JobStatusStore, job_id: str, cause: str) -> None:
+    """Mark ``job_id`` failed (``export_failed``) with ``cause`` and tag the context's run with the error code."""
+    run_id = context.dagster_run.run_id
+    store.failed(job_id, ErrorCode.EXPORT_FAILED, cause, utc_now(), run_id)
+    context.instance.add_run_tags(run_id, {ERROR_CODE_TAG: ErrorCode.EXPORT_FAILED.value})
+
+
 @run_failure_sensor(
     name="export_run_failure_sensor",
     default_status=DefaultSensorStatus.RUNNING,
@@ -135,16 +156,13 @@ def discard_leftovers(context: RunStatusSensorContext, job_id: str, redis: Redis
 def export_run_failure_sensor(context: RunFailureSensorContext, redis: RedisResource,
                               storage: ExportStorageResource) -> None:
     run = context.dagster_run
-    job_id = run.tags.get(f"{RUN_TAG_PREFIX}job_id")
-    if not job_id or not discard_leftovers(context, job_id, redis, storage):
+    unfinished = unfinished_export_job(context, redis, storage)
+    if unfinished is None:
         return
-    store = redis.get_status_store()
-    if store.status(job_id) in TERMINAL_STATUSES:
-        return
+    store, job_id = unfinished
     latest = context.instance.get_run_by_id(run.run_id) or run  # the tag is added as the failure is stored
     if latest.tags.get(WILL_RETRY_TAG) == "true":
         context.log.info(f"{job_id}: run {run.run_id} failed and Dagster will retry it; the job is queued again")
         store.requeued(job_id, run.run_id)
         return
-    store.failed(job_id, ErrorCode.EXPORT_FAILED, failure_cause(context), utc_now(), run.run_id)
-    context.instance.add_run_tags(run.run_id, {ERROR_CODE_TAG: ErrorCode.EXPORT_FAILED.value})
+    fail_export_job(context, store, job_id, failure_cause(context))
