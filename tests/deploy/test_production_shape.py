@@ -72,6 +72,23 @@ def _wait_for_webserver(port: int, process: subprocess.Popen, timeout: float = 1
     raise TimeoutError("the webserver did not load the code location")
 
 
+def _wait_until_ready(instance: DagsterInstance, redis_url: str, processes: dict[str, subprocess.Popen],
+                      timeout: float = 180) -> None:
+    """Wait as an operator would before the first request: a run-worker group reports itself alive (its pool and
+    its own working folder are made by then) and workspace_partitions_sensor has added the demo workspaces."""
+    from eclipse_exports.queue.run_workers import RunWorkerRegistry
+
+    registry = RunWorkerRegistry(redis.Redis.from_url(redis_url))
+    deadline = time.monotonic() + timeout
+    while not (registry.live_nodes() and
+               {"ws_acme", "ws_globex", "ws_initech"} <= set(instance.get_dynamic_partitions("workspaces"))):
+        exited = {role: p.returncode for role, p in processes.items() if p.poll() is not None}
+        assert not exited, f"deployment processes exited: {exited}"
+        assert time.monotonic() < deadline, "no live run worker or no workspaces partitions after " \
+                                            f"{timeout:.0f}s"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def production(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
     base = tmp_path_factory.mktemp("production")
@@ -120,6 +137,7 @@ def production(tmp_path_factory, postgres_url, redis_url, s3_endpoint):
                      "DAGSTER_PG_PASSWORD", "DAGSTER_COMPUTE_LOGS_BUCKET", "DAGSTER_COMPUTE_LOGS_DIR"):
             os.environ[name] = env[name]
         instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+        _wait_until_ready(instance, env["ECLIPSE_REDIS_URL"], processes)
         yield {"instance": instance, "env": env, "webserver_port": webserver_port, "source_url": source_url,
                "s3": s3, "redis": redis.Redis.from_url(env["ECLIPSE_REDIS_URL"]), "processes": processes,
                "base": base}
