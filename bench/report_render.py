@@ -7,16 +7,13 @@ briefing, the parent of the one that added ``reports/history.py``) with
 fresh process, rendering ``ws_acme``'s report for the
 week of 23 Nov 2026 ``--repeat`` times after one warm-up. Prints the median
 wall and CPU seconds per report for: figures + HTML (both versions), and now
-also the PDF alone and figures + HTML + PDF, with the load average. Figures
-taken while other work loads the machine are not final: compare the CPU
-seconds, which load disturbs less.
-
-``--chromium`` also prints the same HTML through Debian's chromium
-(Playwright, one browser kept open, ``page.pdf``), CPU of the browser's
-processes included, to compare the alternative to WeasyPrint.
+also the PDF alone (the product's Chromium printer, one browser kept open; the
+CPU of the browser's and Playwright's processes is counted with the run's) and
+figures + HTML + PDF, with the load average. Figures taken while other work
+loads the machine are not final: compare the CPU seconds, which load disturbs less.
 
     .venv/bin/python bench/report_render.py
-    .venv/bin/python bench/report_render.py --before 30262e4 --repeat 20 --rounds 3 --chromium
+    .venv/bin/python bench/report_render.py --before 30262e4 --repeat 20 --rounds 3
 """
 
 import argparse
@@ -35,41 +32,18 @@ WEEK = "2026-11-23"
 MEASURE = r"""
 import json, statistics, sys, time
 from datetime import UTC, datetime, timedelta
+import psutil
 from sqlalchemy import create_engine
 from eclipse_exports.reports import collect_report, render_report
 engine = create_engine(sys.argv[1])
 repeat, pdf = int(sys.argv[2]), sys.argv[3] == "1"
 start = datetime.fromisoformat(sys.argv[4]).replace(tzinfo=UTC)
 if pdf:
-    from eclipse_exports.reports.pdf import render_pdf
-out = {"html": [], "pdf": []}
-for i in range(repeat + 1):
-    wall, cpu = time.perf_counter(), time.process_time()
-    with engine.connect() as conn:
-        data = collect_report(conn, "ws_acme", start, start + timedelta(days=7), start + timedelta(days=7, hours=6))
-    html = render_report(data)
-    html_times = (time.perf_counter() - wall, time.process_time() - cpu)
-    if pdf:
-        wall, cpu = time.perf_counter(), time.process_time()
-        body, pages = render_pdf(html)
-        pdf_times = (time.perf_counter() - wall, time.process_time() - cpu)
-    if i:  # the first render warms imports, templates and fonts
-        out["html"].append(html_times)
-        if pdf:
-            out["pdf"].append(pdf_times)
-            out["pages"] = pages
-print(json.dumps(out))
-"""
-
-
-CHROMIUM = r"""
-import json, sys, time
-import psutil
-from playwright.sync_api import sync_playwright
-html, repeat = open(sys.argv[1], encoding="utf-8").read(), int(sys.argv[2])
+    from eclipse_exports.reports.pdf import close_pdf_printer, render_pdf
 me = psutil.Process()
 
 def cpu() -> float:
+    # This process's threads and its children's (the browser and Playwright's driver print the PDF).
     total = time.process_time()
     for child in me.children(recursive=True):
         try:
@@ -79,26 +53,28 @@ def cpu() -> float:
             pass
     return total
 
-with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-    page = browser.new_page()
-    page.emulate_media(media="print")
-    out = []
-    for i in range(repeat + 1):
+out = {"html": [], "pdf": []}
+for i in range(repeat + 1):
+    wall, used = time.perf_counter(), cpu()
+    with engine.connect() as conn:
+        data = collect_report(conn, "ws_acme", start, start + timedelta(days=7), start + timedelta(days=7, hours=6))
+    html = render_report(data)
+    html_times = (time.perf_counter() - wall, cpu() - used)
+    if pdf:
         wall, used = time.perf_counter(), cpu()
-        page.set_content(html)
-        pdf = page.pdf(format="A4")
-        if i:
-            out.append((time.perf_counter() - wall, cpu() - used))
-    browser.close()
-print(json.dumps({"pdf": out, "pages": pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")}))
+        body, pages = render_pdf(html)
+        pdf_times = (time.perf_counter() - wall, cpu() - used)
+    if i:  # the first render warms imports, templates, fonts and starts the browser
+        out["html"].append(html_times)
+        if pdf:
+            out["pdf"].append(pdf_times)
+            out["pages"] = pages
+if pdf:
+    wall, used = time.perf_counter(), cpu()
+    close_pdf_printer()
+    out["browser_close"] = (time.perf_counter() - wall, cpu() - used)
+print(json.dumps(out))
 """
-
-
-def _chromium(html_file: Path, repeat: int) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHROMIUM, str(html_file), str(repeat)], capture_output=True,
-                            text=True, check=True, timeout=1800)
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _export(ref: str, into: Path) -> Path:
@@ -117,25 +93,11 @@ def _measure(code: Path, url: str, repeat: int, pdf: bool) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _render_now(url: str) -> str:
-    from datetime import timedelta
-
-    from sqlalchemy import create_engine
-
-    from eclipse_exports.reports import collect_report, render_report
-
-    start = datetime.fromisoformat(WEEK).replace(tzinfo=UTC)
-    with create_engine(url).connect() as conn:
-        data = collect_report(conn, "ws_acme", start, start + timedelta(days=7), start + timedelta(days=7, hours=6))
-    return render_report(data)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", default=None, help="git ref of 'before' (default: the commit before the briefing)")
     parser.add_argument("--repeat", type=int, default=10, help="renders per round (after one warm-up)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of before and now")
-    parser.add_argument("--chromium", action="store_true", help="also time chromium's PDF of the same HTML")
     args = parser.parse_args()
     added = subprocess.run(["git", "log", "--diff-filter=A", "--format=%H", "--", "eclipse_exports/reports/history.py"],
                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
@@ -152,20 +114,13 @@ def main() -> None:
         before_code = _export(before_ref, work)
         loads = [os.getloadavg()]
         samples: dict[str, list] = {"before_html": [], "now_html": [], "now_pdf": []}
-        pages = chromium_pages = None
-        samples["chromium_pdf"] = []
+        pages = None
         for _ in range(args.rounds):
             samples["before_html"] += _measure(before_code, url, args.repeat, False)["html"]
             now = _measure(ROOT, url, args.repeat, True)
             samples["now_html"] += now["html"]
             samples["now_pdf"] += now["pdf"]
             pages = now.get("pages")
-            if args.chromium:
-                html_file = work / "report.html"
-                html_file.write_text(_render_now(url), encoding="utf-8")
-                chromium = _chromium(html_file, args.repeat)
-                samples["chromium_pdf"] += chromium["pdf"]
-                chromium_pages = chromium["pages"]
             loads.append(os.getloadavg())
 
     def median(name: str, index: int) -> float:
@@ -177,9 +132,6 @@ def main() -> None:
             ("now: figures + HTML", median("now_html", 0), median("now_html", 1)),
             ("now: PDF from the HTML", median("now_pdf", 0), median("now_pdf", 1)),
             ("now: figures + HTML + PDF", total_wall, total_cpu)]
-    if samples["chromium_pdf"]:
-        rows.append((f"alternative: chromium PDF ({chromium_pages} p.)", median("chromium_pdf", 0),
-                     median("chromium_pdf", 1)))
     base_wall, base_cpu = rows[0][1], rows[0][2]
     print(f"ws_acme, week of {WEEK}, demo data small; before = {before_ref}; "
           f"{args.rounds} rounds × {args.repeat} renders; PDF pages: {pages}")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The production install: the product's Python packages (requirements.lock) and the eclipse_exports package
 # itself, installed (not editable) and compiled, into one virtualenv. Nothing of development: no pytest,
-# Playwright, moto, ruff or local S3 (those are requirements-dev.lock, scripts/bootstrap.sh), no redis-server
-# (Redis is a service of its own in production). The only system packages are Pango (the weekly report's PDF)
-# and python3-venv, installed with apt when missing and allowed.
+# moto, ruff or local S3 (those are requirements-dev.lock, scripts/bootstrap.sh), no redis-server
+# (Redis is a service of its own in production). The only system packages are Debian's chromium and DejaVu
+# fonts (Playwright prints the weekly report's PDF with them) and python3-venv, installed with apt when
+# missing and allowed.
 #
 #   deploy/install.sh [--venv DIR] [--no-system-packages]
 #
@@ -22,8 +23,8 @@ while [ $# -gt 0 ]; do
 done
 
 need=()
-# WeasyPrint (the weekly report's PDF) draws text with Pango.
-ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0.so.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+# Chromium prints the weekly report's PDF (eclipse_exports/reports/pdf.py); the browser tests use it too.
+command -v chromium >/dev/null || need+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)  # the report's print font
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

@@ -68,6 +68,8 @@ class Settings(BaseModel):
     reports_per_run: int = Field(20, gt=0, le=500, description="Executive reports one Dagster run renders.")
     report_cron: str = Field("0 6 * * 1", description="Cron (UTC) of the weekly executive reports.")
     report_pdf: bool = Field(True, description="Whether the weekly report is also stored and mailed as a PDF.")
+    chromium_path: str | None = Field(None, description="The Chromium executable that prints the report's PDF; "
+                                                        "unset: `chromium` (Debian's) on PATH.")
     sensor_long_poll_ms: int = Field(3500, ge=0, le=10_000, description="How long a request-sensor tick waits "
                                                                          "for a new request (milliseconds).")
     brief_backlog_growth_percent: float = Field(5.0, gt=0, description="Backlog growth the brief calls out.")
@@ -130,6 +132,7 @@ class Settings(BaseModel):
             reports_per_run=env.get("ECLIPSE_REPORTS_PER_RUN") or 20,
             report_cron=env.get("ECLIPSE_REPORT_CRON") or "0 6 * * 1",
             report_pdf=flag(env, "ECLIPSE_REPORT_PDF", True),
+            chromium_path=env.get("ECLIPSE_CHROMIUM_PATH") or None,
             brief_backlog_growth_percent=env.get("ECLIPSE_BRIEF_BACKLOG_GROWTH_PERCENT") or 5.0,
             brief_success_rate_percent=env.get("ECLIPSE_BRIEF_SUCCESS_RATE_PERCENT") or 60.0,
             brief_success_drop_points=env.get("ECLIPSE_BRIEF_SUCCESS_DROP_POINTS") or 5.0,

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian or Ubuntu machine that has only Python and git:
-# system packages (redis-server; with --with-postgres, for the tests: PostgreSQL, Debian's chromium and
-# poppler-utils for the browser tests and a Java runtime for the Nu HTML checker) and the Python
+# system packages (redis-server, and Debian's chromium that prints the weekly report's PDF; with
+# --with-postgres, for the tests: PostgreSQL, poppler-utils to read PDFs and a Java runtime for the Nu HTML checker) and the Python
 # virtualenv .venv from the development lock file (requirements-dev.lock: the product's requirements.lock
 # plus the local S3 and the test tools). Safe to run again: it only does what is missing.
 #
 # --production: the production install instead (deploy/install.sh: requirements.lock and the package only,
-# Pango, no redis-server, no test tools); further arguments go to it (--venv DIR, --no-system-packages).
+# chromium, no redis-server, no test tools); further arguments go to it (--venv DIR, --no-system-packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--production" ]; then
@@ -25,14 +25,13 @@ apt_install() {
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v unshare >/dev/null || need+=(util-linux)
-# WeasyPrint (the weekly report's PDF) draws text with Pango.
-ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0.so.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+# Chromium prints the weekly report's PDF (eclipse_exports/reports/pdf.py); the browser tests use it too.
+command -v chromium >/dev/null || need+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)  # the report's print font
 if [ "${1:-}" = "--with-postgres" ]; then
   if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need+=(postgresql)
   fi
-  command -v chromium >/dev/null || need+=(chromium)
   # pdftoppm and pdftotext: the browser test reads the report's PDF page by page.
   command -v pdftoppm >/dev/null || need+=(poppler-utils)
   command -v java >/dev/null || need+=(default-jre-headless)

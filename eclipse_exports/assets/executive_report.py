@@ -58,6 +58,7 @@ from eclipse_exports.config import Settings, known_secrets, redact
 from eclipse_exports.exports.verification import FileVerification, verify_export_file
 from eclipse_exports.models import utc_now
 from eclipse_exports.partitions import executive_report_partitions
+from eclipse_exports.reports.pdf import close_pdf_printer
 from eclipse_exports.reports.publish import WrittenReport
 from eclipse_exports.reports.weekly import (
     DeliveryOutcome,
@@ -220,16 +221,19 @@ def executive_report(
 
     written: list[tuple[str, str, ReportWeek, WrittenReport, FileVerification]] = []
     failures: list[str] = []
-    for key in keys:
-        dimensions = executive_report_partitions.get_partition_key_from_str(key).keys_by_dimension
-        workspace_id, week = dimensions["workspace"], ReportWeek.from_key(dimensions["week"])
-        try:
-            report = publish_weekly_report(engine, store, workspace_id, week, generated_at, pdf=pdf)
-            written.append((key, workspace_id, week, report, verify_export_file(store, report.expected_file())))
-        except Exception as exc:  # noqa: BLE001 - one workspace's failure must not stop the others
-            cause = redact(f"{type(exc).__name__}: {exc}", known_secrets())
-            failures.append(f"{key}: {cause}")
-            context.log.error(f"report {key} could not be written: {cause}")
+    try:
+        for key in keys:
+            dimensions = executive_report_partitions.get_partition_key_from_str(key).keys_by_dimension
+            workspace_id, week = dimensions["workspace"], ReportWeek.from_key(dimensions["week"])
+            try:
+                report = publish_weekly_report(engine, store, workspace_id, week, generated_at, pdf=pdf)
+                written.append((key, workspace_id, week, report, verify_export_file(store, report.expected_file())))
+            except Exception as exc:  # noqa: BLE001 - one workspace's failure must not stop the others
+                cause = redact(f"{type(exc).__name__}: {exc}", known_secrets())
+                failures.append(f"{key}: {cause}")
+                context.log.error(f"report {key} could not be written: {cause}")
+    finally:
+        close_pdf_printer()  # the run's browser (the PDFs share one); a warm run worker keeps none idle
 
     for key, workspace_id, week, report, verification in written:
         if not verification.passed:

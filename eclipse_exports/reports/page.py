@@ -35,7 +35,7 @@ from eclipse_exports.reports.wording import (
 )
 
 TEMPLATE = "executive_report.html"
-# SVG colours as attributes: WeasyPrint (the PDF) does not style inline SVG from the page's stylesheet.
+# SVG colours as attributes, so the charts keep their colours wherever the SVG is shown on its own.
 SEVERITY_FILLS = {"critical": "#8e1519", "high": "#d4380d", "medium": "#e3a008", "low": "#4a6fd1",
                   "not_set": "#a0a7b0", "other": "#6e7781"}
 TITLE_CHARS = 160

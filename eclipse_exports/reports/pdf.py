@@ -1,43 +1,150 @@
-"""The report as a PDF: the same HTML page laid out for A4 by WeasyPrint (with Debian's Pango).
+"""The report as a PDF: the same HTML page printed to A4 by headless Chromium (Debian's ``chromium``) through
+Playwright.
 
-Why WeasyPrint rather than Chromium: it is a Python library (no browser
-process per render, nothing to keep alive in a run worker), it reads the
-page's own print styles (``@page`` and ``@media print`` in
-``templates/executive_report.html``), and the product already needs no
-browser; Chromium stays a test tool.
+Why Chromium rather than WeasyPrint (which made the PDF before): on this
+project's benchmark (``bench/report_render.py --chromium``, ws_acme's demo
+week, 3 A4 pages) WeasyPrint took about 0.55 CPU-s per report in the run
+process and Chromium about 0.16 CPU-s, its own processes included: the PDF was
+most of a report's cost and the weekly fan-out's limit. Chromium also lays the
+page out as the browsers that open the HTML do, and the project already
+installs it (bootstrap, deploy/install.sh, the image).
 
-What keeps it fast (see docs/benchmarks.md): one ``FontConfiguration`` per
-process, reused by every render (Fontconfig's font list is built once); the
-page's print styles use floats and fixed-layout tables (WeasyPrint's grid,
-inline-block, multi-column and auto table layouts cost several times more);
-and no external resource is ever fetched (the page has none; the URL fetcher
-refuses anything anyway).
+One browser per process, started on the first PDF and reused for every report
+after it (a report run prints up to ``ECLIPSE_REPORTS_PER_RUN`` of them);
+:func:`close_pdf_printer` closes it at the end of a run, so a warm run worker
+holds no idle browser. Playwright's sync API runs on a thread of the
+printer's own, so a caller that already drives a browser on its thread (a
+test, say) can print too. The page is printed with JavaScript off and every
+network request refused: it is the project's own autoescaped HTML and fetches
+nothing. Chromium runs without its sandbox (``--no-sandbox``: a run worker may
+be root in a container, where the sandbox cannot start); that is safe only
+because of the two previous guarantees.
 """
 
-from functools import cache
+import os
+import re
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from eclipse_exports.config import Settings
+
 if TYPE_CHECKING:
-    from weasyprint.text.fonts import FontConfiguration
+    from playwright.sync_api import Browser, Page, Playwright
 
 PDF_CONTENT_TYPE = "application/pdf"
+# A page object in Chromium's (Skia's) PDF: "/Type /Page", not "/Type /Pages".
+_PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions"]
+_shared: "PdfPrinter | None" = None
+_shared_lock = threading.Lock()
 
 
-@cache
-def _font_config() -> "FontConfiguration":
-    # WeasyPrint loads Pango through cffi at import: only report runs pay for it, once per process.
-    from weasyprint.text.fonts import FontConfiguration
+def chromium_executable(configured: str | None = None) -> str:
+    """The Chromium to print with: ``configured`` (``ECLIPSE_CHROMIUM_PATH``), else ``chromium`` on PATH.
 
-    return FontConfiguration()
+    Raises ``RuntimeError`` naming what to install when there is none.
+    """
+    path = configured or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path or not shutil.which(path):
+        raise RuntimeError(f"no Chromium to print the report's PDF ({configured or 'chromium on PATH'}): install "
+                           "Debian's chromium (scripts/bootstrap.sh and deploy/install.sh do), set "
+                           "ECLIPSE_CHROMIUM_PATH, or turn the PDF off with ECLIPSE_REPORT_PDF=false")
+    return path
 
 
-def _no_fetch(url: str, timeout: int = 10, ssl_context: object = None) -> dict:
-    raise ValueError(f"the report fetches nothing; refused {url[:80]!r}")
+class PdfPrinter:
+    """A headless Chromium that prints HTML pages to A4 PDFs, started on first use and kept for the next page.
+
+    Safe to call from any thread: Playwright runs on the printer's own thread and pages print one at a time.
+    ``executable`` defaults to :func:`chromium_executable` of ``ECLIPSE_CHROMIUM_PATH``.
+    """
+
+    def __init__(self, executable: str | None = None) -> None:
+        self.executable = executable
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf-printer")
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._page: Page | None = None
+
+    def _open(self) -> "Page":
+        if self._page is not None and self._browser is not None and self._browser.is_connected():
+            return self._page
+        self._close()
+        from playwright.sync_api import sync_playwright
+
+        executable = chromium_executable(self.executable or Settings.from_env().chromium_path)
+        self._playwright = sync_playwright().start()
+        try:
+            self._browser = self._playwright.chromium.launch(executable_path=executable, args=_ARGS)
+            context = self._browser.new_context(java_script_enabled=False)
+            context.route("**/*", lambda route: route.abort())
+            self._page = context.new_page()
+        except BaseException:
+            self._close()
+            raise
+        return self._page
+
+    def _print(self, html: str) -> tuple[bytes, int]:
+        page = self._open()
+        page.set_content(html, wait_until="load", timeout=60_000)
+        pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+        return pdf, len(_PAGE_OBJECT.findall(pdf))
+
+    def _close(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._page = self._browser = self._playwright = None
+        try:
+            if browser is not None:
+                browser.close()
+        finally:
+            if playwright is not None:
+                playwright.stop()
+
+    def print_pdf(self, html: str) -> tuple[bytes, int]:
+        """``html`` (a whole page with its own ``@page`` size and print styles) as PDF bytes and its page count.
+
+        Raises ``RuntimeError`` without a Chromium and Playwright's errors (``playwright.sync_api.Error``, its
+        ``TimeoutError`` after 60 s) when printing fails; a browser that died is started again on the next call.
+        """
+        return self._thread.submit(self._print, html).result()
+
+    def close(self) -> None:
+        """Close the browser and Playwright's driver (nothing is left running); the next page starts them again."""
+        self._thread.submit(self._close).result()
+
+    def __enter__(self) -> "PdfPrinter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def render_pdf(html: str) -> tuple[bytes, int]:
-    """``html`` (the report page) as PDF bytes and its page count. Raises WeasyPrint's errors."""
-    from weasyprint import HTML
+    """``html`` (the report page) as PDF bytes and its page count, printed by the process's shared
+    :class:`PdfPrinter`. Raises what :meth:`PdfPrinter.print_pdf` raises."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = PdfPrinter()
+        printer = _shared
+    return printer.print_pdf(html)
 
-    document = HTML(string=html, url_fetcher=_no_fetch).render(font_config=_font_config())
-    return document.write_pdf(), len(document.pages)
+
+def close_pdf_printer() -> None:
+    """Close the process's shared browser, if :func:`render_pdf` started one (at the end of a report run)."""
+    global _shared
+    with _shared_lock:
+        printer, _shared = _shared, None
+    if printer is not None:
+        printer.close()
+
+
+def _forget_after_fork() -> None:
+    # A forked child (a Celery prefork child) cannot use its parent's browser or printer thread.
+    global _shared, _shared_lock
+    _shared, _shared_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

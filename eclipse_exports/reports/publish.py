@@ -70,7 +70,7 @@ def write_report(engine: Engine, storage: ExportStorage, key: str, workspace_id:
     go to the upload (an on-demand report is an export file: job metadata,
     usage counting). With ``pdf_key`` the same page is also stored there as a
     PDF (after the HTML). Raises ``LookupError`` for an unknown workspace
-    (nothing is written), and the database's, WeasyPrint's or S3's own errors
+    (nothing is written), and the database's, Chromium's (Playwright's) or S3's own errors
     (a failed upload leaves no object behind).
     """
     with engine.connect() as conn:

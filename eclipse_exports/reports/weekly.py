@@ -86,7 +86,7 @@ def publish_weekly_report(engine: Engine, storage: ExportStorage, workspace_id: 
     """Render ``workspace_id``'s report for ``week`` and store it at the interface's report key (replacing it),
     with its PDF beside it when ``pdf``.
 
-    Raises ``LookupError`` for an unknown workspace; database, WeasyPrint and S3 errors propagate.
+    Raises ``LookupError`` for an unknown workspace; database, Chromium (Playwright) and S3 errors propagate.
     """
     monday = week.start.date()
     pdf_key = storage.report_key(workspace_id, monday, "pdf") if pdf else None
