@@ -11,8 +11,10 @@ still its to run, and watches it while it runs:
   whole worker group is SIGKILLed, Celery's result stays ``STARTED`` forever, but the heartbeat expires, and the
   launcher's health check then tells run monitoring the worker is gone (``launchers/celery.py``).
 - **Terminate.** The same thread looks for an operator's cancel request and interrupts the run as ``SIGINT`` would,
-  so Dagster ends it ``CANCELED`` (prefork children ignore real ``SIGINT``; ``_thread.interrupt_main`` does not
-  depend on it).
+  so Dagster ends it ``CANCELED``. A real ``SIGINT`` never reaches a run: each child blocks it at start
+  (:func:`block_real_interrupts`), so a Ctrl-C in the worker group's terminal, or ``kill -INT`` of its process
+  group, is the parent's warm shutdown and the runs in flight finish (``_thread.interrupt_main`` does not go
+  through the operating system, so the cancel still lands).
 - **Code changes.** A child whose worker group imported the code location before the code on disk changed does
   not run a new run on old code: it puts the task back on the queue and asks its worker group to restart
   (``launchers/run_worker.py``).
@@ -97,6 +99,16 @@ class RunWatch:
                     _thread.interrupt_main()
             except redis.RedisError:
                 continue  # a Redis blip: the next beat is in time unless it lasts the heartbeat's whole TTL
+
+
+def block_real_interrupts(**_: object) -> None:
+    """Block ``SIGINT`` in this run-worker child and every thread it starts (Celery's ``worker_process_init``).
+
+    The signal stays pending and is never delivered, so only :class:`RunWatch`'s ``_thread.interrupt_main`` (an
+    operator's cancel) interrupts a run; a terminal's Ctrl-C goes to the whole process group and must only stop
+    the parent, warmly.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def refusal(instance: DagsterInstance, run_id: str, attempt: int, registry: RunWorkerRegistry, node: str) -> str | None:

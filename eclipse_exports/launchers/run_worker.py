@@ -139,6 +139,7 @@ def run_workers(concurrency: int, queue: str | None = None, name: str | None = N
     run_task.code_changed = lambda: code_fingerprint(package_dir) != loaded
     registry = RunWorkerRegistry(redis.Redis.from_url(launcher.broker, socket_timeout=10, socket_connect_timeout=5))
     beat = GroupBeat(registry, node, [queue], concurrency, run_task.code_changed, say)
+    signals.worker_process_init.connect(run_task.block_real_interrupts, weak=False)
     signals.worker_ready.connect(lambda **_: beat.start(), weak=False)
     signals.worker_shutting_down.connect(lambda **_: beat.stop(), weak=False)
     say(f"run workers: {node}, {concurrency} children on queue {queue} (code location {code_location}, loaded "

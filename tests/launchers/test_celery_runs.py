@@ -234,6 +234,26 @@ def test_terminate_cancels_the_run_and_fails_the_job_without_leftovers(deploymen
     assert RunWorkerRegistry(client).run_beat(run_id) is None
 
 
+def test_ctrl_c_in_the_worker_groups_terminal_lets_the_run_in_flight_finish(deployment, celery):
+    """A terminal's Ctrl-C reaches the whole process group, children included: the parent shuts down warm and
+    the export in flight completes (it used to be interrupted as an operator's terminate, and the job failed)."""
+    client, proxy, storage = deployment["redis"], deployment["proxy"], deployment["storage"]
+    dev = start_dev(deployment, "ctrlc")
+    group = dev.workers[0]
+    slow = proxy.inject(method="PUT", query=r"partNumber=", delay=1.0)
+    send_requests(client, [big_export("ctrlc")])
+    run_id, _ = running_child(deployment, dev, "ctrlc")
+    os.killpg(group.proc.pid, signal.SIGINT)
+    time.sleep(3)  # the interrupt, were it delivered, lands in the run within a moment
+    proxy.remove(slow)
+    final = wait_for_terminal(client, ["ctrlc"], timeout=240)["ctrlc"]
+    assert final["status"] == "completed", final
+    assert final["runId"] == run_id
+    wait_until(lambda: celery(dev).get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS, 60, "the run's success")
+    assert group.proc.wait(timeout=60) == 0  # the group went down warm, after its run
+    assert export_objects(storage) == [final["filePath"]] and int(final["rowCount"]) > 0
+
+
 def test_with_no_worker_alive_a_run_fails_fast_with_the_cause(deployment, celery):
     client = deployment["redis"]
     dev = start_dev(deployment, "noworker", worker_groups=0)
