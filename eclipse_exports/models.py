@@ -6,6 +6,7 @@ Validation is strict: JSON types are not coerced, unknown fields are refused,
 filters and options must fit the resource and format.
 """
 
+import json
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -135,6 +136,20 @@ class ExportOptions(_Strict):
     excel_compatible: bool = Field(False, alias="excelCompatible")
 
 
+def _repeated_key(text: str) -> str | None:
+    """The first key that one JSON object of ``text`` (valid JSON) names twice, at any depth, else ``None``."""
+    repeated: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, object]]) -> dict:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) < len(keys) and not repeated:
+            repeated.append(next(key for n, key in enumerate(keys) if key in keys[:n]))
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=pairs_hook)
+    return repeated[0] if repeated else None
+
+
 class ExportRequest(_Strict):
     """One export request as carried by the ``payload`` field of a stream entry.
 
@@ -206,11 +221,15 @@ class ExportRequest(_Strict):
         except UnicodeDecodeError as exc:
             raise InvalidRequest(f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from None
         try:
-            return cls.model_validate_json(text)
+            request = cls.model_validate_json(text)
         except ValidationError as exc:
             raise InvalidRequest(describe_validation_error(exc)) from None
         except ValueError as exc:  # the JSON parser's own errors (e.g. recursion limit)
             raise InvalidRequest(f"payload is not valid JSON: {exc}") from None
+        if (twice := _repeated_key(text)) is not None:
+            # JSON parsers keep the last of two equal keys; the web app and this project could read different ids.
+            raise InvalidRequest(f"payload names {twice!r} twice; each field may appear once")
+        return request
 
     def to_payload(self) -> str:
         """The request as the interface's JSON (camelCase, unset optionals left out)."""

@@ -79,6 +79,9 @@ def test_invalid_requests_say_why(changes, reason):
     (b"null", "Input should be an object"),
     (b"[" * 10_000 + b"]" * 10_000, "recursion limit"),
     (b'{"id": "' + b"a" * 70_000 + b'"}', "the limit is 65536"),
+    (json.dumps(GOOD).encode()[:-1] + b', "id": "job-2"}', "payload names 'id' twice"),
+    (json.dumps({**GOOD, "filters": {"severity": ["low"]}}).encode()[:-2] + b', "severity": ["high"]}}',
+     "payload names 'severity' twice"),
 ])
 def test_malformed_payloads(raw, reason):
     with pytest.raises(InvalidRequest) as info:
