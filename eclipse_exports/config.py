@@ -55,7 +55,9 @@ class Settings(BaseModel):
     database_url: str = Field(description="SQLAlchemy URL of the Eclipse source database.")
     redis_url: str = Field(description="Redis holding the request stream and job status hashes.")
     s3_bucket: str = "eclipse-exports"
-    s3_prefix: str = ""
+    s3_prefix: str = Field("", pattern=r"^/?([A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*/?)?$",
+                           description="Folder of every key in the bucket: path segments of letters, digits, "
+                                       "'.', '_' and '-', none starting with '.' (no '..' escapes the folder).")
     s3_endpoint_url: str | None = None
     retention_hours: int = Field(72, gt=0)
     download_url_ttl_seconds: int = Field(3600, gt=0)

@@ -20,6 +20,7 @@ BAD = {
     "ECLIPSE_SENSOR_LONG_POLL_MS": "abc",
     "ECLIPSE_WORKSPACE_QUOTA_OVERRIDES": "ws_a=x",
     "ECLIPSE_ALLOW_PLAIN_HTTP": "sure",
+    "ECLIPSE_S3_PREFIX": "../other-team",
 }
 
 
@@ -35,6 +36,18 @@ def test_yes_no_values_and_the_long_poll():
     assert Settings.from_env({}).sensor_long_poll_ms == 3500
     with pytest.raises(SettingsError, match="ECLIPSE_SENSOR_LONG_POLL_MS"):
         Settings.from_env({"ECLIPSE_SENSOR_LONG_POLL_MS": "999999"})
+
+
+@pytest.mark.parametrize("prefix, usable", [
+    ("", True), ("prod", True), ("eu/prod-2/", True), ("/team_a/v1.2", True),
+    ("..", False), ("prod/../x", False), ("./prod", False), ("prod//x", False), ("pr od", False), (".hidden", False),
+])
+def test_the_s3_prefix_is_a_plain_folder(prefix, usable):
+    if usable:
+        assert Settings.from_env({"ECLIPSE_S3_PREFIX": prefix}).s3_prefix == prefix
+    else:
+        with pytest.raises(SettingsError, match="ECLIPSE_S3_PREFIX"):
+            Settings.from_env({"ECLIPSE_S3_PREFIX": prefix})
 
 
 def _run(args, extra, tmp_path):
