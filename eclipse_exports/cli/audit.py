@@ -173,7 +173,7 @@ def verify_cmd(workspace: str, since_day: str | None, public_key_file: str | Non
 @click.option("--day", required=True, help="The day (UTC), YYYY-MM-DD; today gives a partial archive.")
 @click.option("--dagster-url", envvar="ECLIPSE_DAGSTER_URL", default="http://127.0.0.1:3000", show_default=True,
               help="The running Dagster webserver (default: ECLIPSE_DAGSTER_URL from the env file `dev` writes).")
-@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait for the run.")
+@click.option("--timeout", type=common.SECONDS, default=600, show_default=True, help="Seconds to wait for the run.")
 def archive_cmd(workspace: str, day: str, dagster_url: str, timeout: float) -> None:
     """Materialize one day's export_audit_archive partition through the running webserver, as the UI's
     "Materialize" does; wait for it and print the archive written.

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from eclipse_exports.storage.client import ExportStorage
 
 ERROR_EXIT = 2
+# --timeout of the commands that wait: seconds, more than 0.
+SECONDS = click.FloatRange(min=0, min_open=True)
 JOB_FAILED_EXIT = 1
 S3_CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken",
                         "ExpiredToken"}

@@ -111,7 +111,7 @@ def report_url(workspace_id: str, week: str, pdf: bool) -> None:
               help="The running Dagster webserver (default: ECLIPSE_DAGSTER_URL from the env file `dev` writes).")
 @click.option("--dry-run", is_flag=True, help="Print the partitions; launch nothing.")
 @click.option("--wait", is_flag=True, help="Wait for the reports, showing progress; exit 1 if any failed.")
-@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait with --wait.")
+@click.option("--timeout", type=common.SECONDS, default=3600, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--email", is_flag=True, help="Also mail each report to its owners and admins (default: store only; "
                                             "the run tag eclipse/email=true).")
 def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple[str, ...], dagster_url: str,

@@ -205,7 +205,8 @@ def _request_line(fields: dict[str, str]) -> str:
 @click.argument("job_id")
 @click.option("--watch", is_flag=True, help="Wait for the job (even before it is picked up) and show live progress.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status hash as JSON.")
-@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to watch before giving up.")
+@click.option("--timeout", type=common.SECONDS, default=3600, show_default=True,
+              help="Seconds to watch before giving up.")
 def status_cmd(job_id: str, watch: bool, as_json: bool, timeout: float) -> None:
     """Show a job's status; exit 1 if it failed, was rejected or expired.
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXPORTS = Path(sys.executable).parent / "eclipse-exports"
 
 
@@ -17,3 +19,12 @@ def test_an_unforeseen_error_is_one_line_and_debug_shows_the_traceback(tmp_path)
     assert result.stderr.strip().splitlines()[-1].startswith("Error: OverflowError: ")
     debug = subprocess.run(args, env={**env, "ECLIPSE_DEBUG": "1"}, capture_output=True, text=True, timeout=120)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("args", [["status", "job_1", "--watch", "--timeout", "-5"],
+                                  ["report-backfill", "--timeout", "0"],
+                                  ["audit", "archive", "--timeout", "-1"]])
+def test_a_wait_of_no_time_is_refused(args, tmp_path):
+    result = subprocess.run([str(EXPORTS), *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "ECLIPSE_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 2 and "Invalid value for '--timeout'" in result.stderr, result.stderr
