@@ -227,6 +227,8 @@ def _wait(dagster_url: str, backfill_id: str, timeout: float, every: float = 1.0
     from eclipse_exports.cli.reports import BACKFILL_DONE, BACKFILL_STATUS, _graphql, backfill_progress
 
     deadline = time.monotonic() + timeout
+    click.echo(f"waiting for the archive run (backfill {backfill_id}; Dagster's backfill daemon picks it up within "
+               "30 s)", err=True)
     while True:
         answer = _graphql(dagster_url, BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
         if answer["__typename"] != "PartitionBackfill":

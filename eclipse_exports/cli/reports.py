@@ -181,8 +181,10 @@ def backfill_line(backfill: dict) -> str:
     targeted, done, failed, running = backfill_progress(backfill)
     share = (done + failed) / targeted if targeted else 0.0
     bar = "#" * int(share * 25) + "-" * (25 - int(share * 25))
+    waiting = "  (Dagster's backfill daemon picks it up within 30 s)" if not (done or failed or running) and \
+        backfill["status"] == "REQUESTED" else ""
     return (f"[{bar}] {done}/{targeted} reports" + (f"  {failed} failed" if failed else "") +
-            (f"  {running} in progress" if running else "") + f"  {backfill['status']}")
+            (f"  {running} in progress" if running else "") + f"  {backfill['status']}" + waiting)
 
 
 def _wait_for_backfill(dagster_url: str, backfill_id: str, timeout: float, every: float = 2.0) -> None:
