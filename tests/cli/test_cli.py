@@ -330,3 +330,21 @@ def test_metrics_serve_answers_scrapes_until_stopped(env, redis_client):
     finally:
         server.terminate()
     assert server.wait(timeout=20) == 0
+
+
+def test_run_workers_list_shows_the_live_groups_and_exits_1_without_one(env, redis_client):
+    from eclipse_exports.queue.run_workers import RunWorkerRegistry
+
+    none = CliRunner().invoke(main, ["run-workers", "--list"], env=env)
+    assert none.exit_code == 1 and "no live run worker group reports to redis://" in none.output
+    registry = RunWorkerRegistry(redis_client)
+    registry.beat_node("runs-a@host1", ["eclipse-runs"], 4, "host1", 4242)
+    registry.beat_node("runs-b@host2", ["other"], 2, "host2", 77)
+    listed = cli(env, "run-workers", "--list")
+    assert listed.exit_code == 0
+    header, *rows = listed.output.splitlines()
+    assert header.split() == ["GROUP", "HOST", "PID", "CHILDREN", "QUEUES", "SEEN"]
+    assert [row.split()[:5] for row in rows] == [["runs-a@host1", "host1", "4242", "4", "eclipse-runs"],
+                                                ["runs-b@host2", "host2", "77", "2", "other"]]
+    only = cli(env, "run-workers", "--list", "--queue", "other")
+    assert [row.split()[0] for row in only.output.splitlines()[1:]] == ["runs-b@host2"]
