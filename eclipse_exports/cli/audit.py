@@ -49,6 +49,28 @@ def _workspace(value: str | None) -> str:
     return value
 
 
+def _known_workspace(workspace_id: str) -> None:
+    """Stop unless the source database knows ``workspace_id`` or the audit trail has kept or archived entries of
+    it (a workspace deleted from the database keeps its trail): a typo must not add a partition and write an
+    empty archive."""
+    from eclipse_exports.audit.trail import AuditTrail
+    from eclipse_exports.source.access import workspace_status
+    from eclipse_exports.source.engine import source_engine
+
+    settings = common.settings()
+    with common.service_errors(settings):
+        trail = AuditTrail(common.store(settings).client)
+        if trail.first_time(workspace_id) is not None or trail.archived_days(workspace_id)[0] is not None:
+            return
+    try:
+        with source_engine(settings.database_url).connect() as conn:
+            known = workspace_status(conn, workspace_id) is not None
+    except Exception as exc:  # noqa: BLE001 - any database failure is reported, redacted, as a CLI error
+        common.fail(f"cannot read workspaces from {settings.database_url}: {exc}")
+    if not known:
+        common.fail(f"unknown workspace {workspace_id!r}: not in the source database and no audit trail")
+
+
 def _handles(settings):  # noqa: ANN202 - (storage, trail), both imported lazily
     from eclipse_exports.audit.trail import AuditTrail
 
@@ -194,6 +216,7 @@ def archive_cmd(workspace: str, day: str, dagster_url: str, timeout: float) -> N
         common.fail(f"{wanted} has not begun yet (today is {today} UTC); nothing to archive")
     if wanted < FIRST_AUDIT_DAY:
         common.fail(f"{wanted} is before the first audit day, {FIRST_AUDIT_DAY}")
+    _known_workspace(workspace_id)
     added = _graphql(dagster_url, ADD_PARTITION, {"r": DAGSTER_LOCATION, "d": "workspaces", "k": workspace_id})
     if added["addDynamicPartition"]["__typename"] not in ("AddDynamicPartitionSuccess",
                                                           "DuplicateDynamicPartitionError"):

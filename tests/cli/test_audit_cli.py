@@ -70,6 +70,19 @@ def test_read_archive_verify_and_a_changed_day_named(env, trail, storage, redis_
     assert cli(env, "audit", "verify", "--workspace", "ws_acme", "--since", DAYS[2].isoformat()).exit_code == 0
 
 
+def _demo_database(env: dict) -> str:
+    from sqlalchemy import create_engine
+
+    from eclipse_exports.source.demo_data import load_demo_data
+
+    url = f"sqlite:///{Path(env['ECLIPSE_DATA_DIR']) / 'source.db'}"
+    Path(env["ECLIPSE_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    load_demo_data(engine, "tiny", seed=3)
+    engine.dispose()
+    return url
+
+
 def test_bad_arguments_get_one_line(env):
     for args, message in ((("audit",), "missing --workspace"),
                           (("audit", "--workspace", "../x"), "not a workspace id"),
@@ -80,7 +93,11 @@ def test_bad_arguments_get_one_line(env):
         assert result.exit_code == 2 and message in result.output, (args, result.output)
     future = cli(env, "audit", "archive", "--workspace", "ws_acme", "--day", (TODAY + timedelta(days=2)).isoformat())
     assert future.exit_code == 2 and "has not begun yet" in future.stderr
-    nowhere = cli(env, "audit", "archive", "--workspace", "ws_acme", "--day", TODAY.isoformat(), "--dagster-url",
+    known = {**env, "ECLIPSE_DATABASE_URL": _demo_database(env)}
+    typo = cli(known, "audit", "archive", "--workspace", "ws_acmee", "--day", TODAY.isoformat())
+    assert typo.exit_code == 2 and "unknown workspace 'ws_acmee': not in the source database and no audit trail" \
+        in typo.stderr
+    nowhere = cli(known, "audit", "archive", "--workspace", "ws_acme", "--day", TODAY.isoformat(), "--dagster-url",
                   "http://127.0.0.1:9")
     assert nowhere.exit_code == 2 and "cannot reach the Dagster webserver at http://127.0.0.1:9" in nowhere.stderr
 
