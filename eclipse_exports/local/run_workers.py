@@ -82,6 +82,11 @@ class RunWorkerSupervisor:
             self.state = state
             self.say(line)
 
+    def terminate(self) -> None:
+        """Begin the warm shutdown (SIGTERM) without waiting for it; :meth:`stop` then waits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Warm shutdown (runs in flight finish), SIGKILL after ``timeout`` s."""
         if self.process is None or self.process.poll() is not None:

@@ -269,6 +269,8 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
             except subprocess.TimeoutExpired:
                 pass
     finally:
+        if workers is not None:
+            workers.terminate()  # the group's warm shutdown runs while dagster stops, not after it
         if dagster is not None and dagster.poll() is None:
             dagster.send_signal(signal.SIGINT)
             try:

@@ -77,15 +77,20 @@ def product(tmp_path_factory):
         family = psutil.Process(dev.pid).children(recursive=True) if dev.poll() is None else []
         # Stopped as docs/local.md says, `kill -INT PID`: the signal reaches `dev` alone, not its process group.
         dev.send_signal(signal.SIGINT)
+        ignored = ""
         try:
             dev.wait(timeout=120)
         except subprocess.TimeoutExpired:
+            # What `dev` did with the signal (blocked, ignored, caught: /proc masks) and what it said last.
+            masks = [line for line in Path(f"/proc/{dev.pid}/status").read_text().splitlines()
+                     if line.startswith(("SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd", "State"))]
+            ignored = f"{masks}; log: {log.read_text(errors='replace')[-1500:]}"
             dev.kill()
         time.sleep(2)
         left = [p for p in family if _alive(p)]
         for process in left:
             process.kill()
-        assert dev.returncode is not None and dev.returncode != -signal.SIGKILL, "`dev` ignored SIGINT"
+        assert dev.returncode is not None and dev.returncode != -signal.SIGKILL, f"`dev` ignored SIGINT: {ignored}"
         assert not left, f"left running after `dev` stopped: {[p.pid for p in left]}"
 
 
