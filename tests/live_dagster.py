@@ -73,7 +73,10 @@ class DagsterDev:
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
              "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # A session started as a background job of a non-interactive shell has SIGINT ignored; dagster dev
+            # would then ignore SIGINT and SIGTERM alike, and every stop would wait for the SIGKILL.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         log.close()
         if wait:
             wait_until(self._answers, 180, "the Dagster webserver")

@@ -210,6 +210,10 @@ def run_dev(port: int | None, host: str, redis_port: int | None, s3_port: int | 
     Raises :class:`DeploymentRefused` when the data folder is taken, a named port is busy, or a named
     service cannot be used.
     """
+    # `kill -INT` (docs/local.md) and Ctrl-C stop the run command however it was started: a background job of a
+    # non-interactive shell (`eclipse-exports dev &` in a script) inherits SIGINT ignored, and Python then installs
+    # no handler of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     settings = Settings.from_env()
     check_code_location()
     lock = lock_data_folder(settings.data_dir)  # noqa: F841 - held open for the life of the process

@@ -68,7 +68,10 @@ def product(tmp_path_factory):
     with open(log, "wb") as out:
         dev = subprocess.Popen([str(EXPORTS), "dev", "--port", str(ui), "--redis-port", str(free_port()),
                                 "--s3-port", str(free_port()), "--scale", "tiny"],
-                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                               # as `eclipse-exports dev &` in a script starts it: SIGINT ignored, yet kill -INT
+                               # must stop it
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         _wait(lambda: (data / "env.sh").exists() and _answers(f"http://127.0.0.1:{ui}/server_info"), 240,
               "the Dagster UI", dev, log)
