@@ -118,7 +118,8 @@ def test_a_request_on_run_workers_has_the_events_of_a_spawned_run(deployment, ce
     final = wait_for_terminal(client, ["parity-warm"], timeout=300)["parity-warm"]
     assert final["status"] == "completed", final
     instance = celery(warm)
-    run = instance.get_run_by_id(final["runId"])
+    # The job is completed a moment before its run ends (the run's last events follow the step).
+    run = wait_until(lambda: (r := instance.get_run_by_id(final["runId"])).is_finished and r, 60, "the run's end")
     assert run.status == DagsterRunStatus.SUCCESS and run.tags["eclipse/job_id"] == "parity-warm"
     assert run.tags.get("dagster/run_key") == "parity-warm" or run.tags.get("dagster/sensor_name")
     warm_events = event_types(instance, run.run_id)
@@ -135,7 +136,9 @@ def test_a_request_on_run_workers_has_the_events_of_a_spawned_run(deployment, ce
     send_requests(client, [small_export("parity-spawned")])
     other = wait_for_terminal(client, ["parity-spawned"], timeout=300)["parity-spawned"]
     assert other["status"] == "completed", other
-    spawned_events = event_types(spawned.instance(), other["runId"])
+    spawned_instance = spawned.instance()
+    wait_until(lambda: spawned_instance.get_run_by_id(other["runId"]).is_finished, 60, "the spawned run's end")
+    spawned_events = event_types(spawned_instance, other["runId"])
     assert warm_events == spawned_events
     assert "ASSET_MATERIALIZATION" in warm_events and "ASSET_CHECK_EVALUATION" in warm_events
 
