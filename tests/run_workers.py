@@ -93,10 +93,12 @@ class RunWorkerGroup:
         return len(victims)
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Warm shutdown (SIGTERM: runs in flight finish), else SIGKILL after ``timeout`` s."""
+        """Warm shutdown (SIGTERM to the parent, as systemd's KillMode=mixed, Kubernetes and `dev` send it: runs in
+        flight finish), else SIGKILL after ``timeout`` s. A SIGTERM to every child would reach the runs: Dagster
+        maps it onto its interrupt while a run executes."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
