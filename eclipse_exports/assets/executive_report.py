@@ -93,25 +93,36 @@ def mail_policy(tags: dict[str, str]) -> str:
     return "never"
 
 
-def _mail(context: AssetExecutionContext, policy: str, key: str,
-          deliver: Callable[[], DeliveryOutcome]) -> DeliveryOutcome:
-    """Mail partition ``key``'s report by ``deliver`` when ``policy`` says so; else the outcome saying why not."""
+def _mail(policy: str, key: str, mailed_before: set[str], deliver: Callable[[], DeliveryOutcome]) -> DeliveryOutcome:
+    """Mail partition ``key``'s report by ``deliver`` when ``policy`` says so; else the outcome saying why not.
+
+    ``mailed_before`` holds the partitions an earlier materialization already mailed (:func:`_mailed_partitions`).
+    """
     if policy == "never":
         return DeliveryOutcome(DeliveryStatus.NOT_ASKED)
-    if policy == "once" and _mailed_before(context, key):
+    if policy == "once" and key in mailed_before:
         return DeliveryOutcome(DeliveryStatus.ALREADY_DELIVERED)
     return deliver()
 
 
-def _mailed_before(context: AssetExecutionContext, key: str) -> bool:
-    """Whether a materialization of partition ``key`` already mailed someone (``mailed_to`` > 0)."""
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=50).records
-    for record in records:
-        mailed = record.asset_materialization.metadata.get("mailed_to") if record.asset_materialization else None
-        if mailed is not None and getattr(mailed, "value", 0):
-            return True
-    return False
+def _mailed_partitions(context: AssetExecutionContext, keys: list[str], page: int = 500) -> set[str]:
+    """Which of partitions ``keys`` a materialization already mailed someone (``mailed_to`` > 0).
+
+    One paged read of the event log for the whole run, not one per partition.
+    """
+    mailed: set[str] = set()
+    if not keys:
+        return mailed
+    records_filter, cursor = AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=keys), None
+    while True:
+        result = context.instance.fetch_materializations(records_filter, limit=page, cursor=cursor)
+        for record in result.records:
+            meta = record.asset_materialization.metadata if record.asset_materialization else {}
+            if getattr(meta.get("mailed_to"), "value", 0) and record.partition_key:
+                mailed.add(record.partition_key)
+        if not result.has_more:
+            return mailed
+        cursor = result.cursor
 
 
 def _materialized_before(context: AssetExecutionContext) -> set[str]:
@@ -170,9 +181,9 @@ def _target(context: AssetExecutionContext, key: str) -> AssetCheckEvaluationTar
         storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp) if records else None
 
 
-def _delivery_check(context: AssetExecutionContext, key: str, outcome: DeliveryOutcome) -> AssetCheckEvaluation:
-    """The partition's ``report_delivered`` evaluation, pointing at the materialization just recorded."""
-    target = _target(context, key)
+def _delivery_check(context: AssetExecutionContext, key: str, outcome: DeliveryOutcome,
+                    target: AssetCheckEvaluationTargetMaterializationData | None) -> AssetCheckEvaluation:
+    """The partition's ``report_delivered`` evaluation, pointing at ``target`` (the materialization just recorded)."""
     severity = AssetCheckSeverity.WARN if outcome.status is DeliveryStatus.NO_RECIPIENTS else AssetCheckSeverity.ERROR
     return AssetCheckEvaluation(
         asset_key=context.asset_key, check_name=REPORT_DELIVERED, passed=outcome.ok, partition=key,
@@ -235,6 +246,7 @@ def executive_report(
     finally:
         close_pdf_printer()  # the run's browser (the PDFs share one); a warm run worker keeps none idle
 
+    mailed_before = _mailed_partitions(context, [item[0] for item in written]) if policy == "once" else set()
     for key, workspace_id, week, report, verification in written:
         if not verification.passed:
             cause = f"the stored report failed verification: {verification.summary()}"
@@ -245,8 +257,8 @@ def executive_report(
                                        metadata={**metadata, "delivery": f"not mailed: {cause}"})
             yield from file_check_evaluations(context.asset_key, verification, key, _target(context, key))
             continue
-        outcome = _mail(context, policy, key, lambda r=report: deliver_weekly_report(engine, store, r, mail,
-                                                                                     utc_now()))
+        outcome = _mail(policy, key, mailed_before,
+                        lambda r=report: deliver_weekly_report(engine, store, r, mail, utc_now()))
         log = context.log.info if outcome.ok else context.log.warning
         log(f"report {key}: {report.byte_size:,} bytes at {report.key}; {outcome.description}")
         yield AssetMaterialization(
@@ -254,8 +266,9 @@ def executive_report(
                                                                            workspace_id, week),
             tags={k: v for k, v in executive_report_partitions.get_tags_for_partition_key(key).items()
                   if k.startswith("dagster/partition/")})
-        yield _delivery_check(context, key, outcome)
-        yield from file_check_evaluations(context.asset_key, verification, key, _target(context, key))
+        target = _target(context, key)  # the materialization just recorded
+        yield _delivery_check(context, key, outcome, target)
+        yield from file_check_evaluations(context.asset_key, verification, key, target)
 
     # The check cannot be left out of a run of this asset (Dagster does not subset it); its evaluations went
     # out per partition above, and this marks its output as produced.
