@@ -4,12 +4,23 @@ Starts everything itself on free ports (Redis, moto's S3 server, an aiosmtpd
 SMTP server that counts messages), seeds an SQLite source with
 ``demo-data --workspaces N`` (the named demo workspaces plus N generated
 ones, each with an owner, an admin and data), then runs the product's own run
-command (``eclipse-exports dev``: webserver + daemon) and asks for last
-week's report of every active workspace:
+command (``eclipse-exports dev``: webserver + daemon + run workers), waits
+until it is up as the weekly tick finds it in production (a live run-worker
+group, and every workspace added as a partition by the daemon's
+``workspace_partitions_sensor``; the wait is printed, not counted), and asks
+for last week's report of every active workspace:
 
-- ``--via schedule`` (default): evaluates ``executive_report_schedule`` for
-  the latest Monday 06:00 UTC, as its tick would, and launches its run
-  requests (batches of ``--reports-per-run`` workspaces) through the webserver;
+- ``--via tick`` (default): the daemon's own tick of
+  ``executive_report_schedule``, as in production: the run command starts with
+  ``ECLIPSE_REPORT_CRON="* * * * *"``, so the schedule's next tick is the next
+  whole minute (the clock starts then); the daemon evaluates it, submits its
+  runs (batches of ``--reports-per-run`` workspaces) and the queue hands them to
+  the run workers. The week is the last complete one, as on a Monday 06:00
+  tick; later ticks find every workspace launched for that week and skip;
+- ``--via schedule``: evaluates ``executive_report_schedule`` in this process
+  for the latest Monday 06:00 UTC and launches its run requests one by one
+  through the webserver's GraphQL (slower to hand over than the daemon: each
+  launch waits for the webserver while earlier runs load the machine);
 - ``--via backfill``: ``eclipse-exports report-backfill --weeks 1``, the
   UI's backfill (Dagster's backfill daemon looks for new backfills every 30 s,
   which is counted).
@@ -143,11 +154,31 @@ def launch_via_schedule(home: Path, database_url: str, url: str) -> int:
     return len(requests)
 
 
+def wait_until_ready(instance: DagsterInstance, redis_url: str, workspaces: int, dev: subprocess.Popen,
+                     timeout: float = 300) -> float:
+    """Seconds until a run-worker group reports itself alive and the daemon has added ``workspaces`` partitions.
+
+    Raises ``SystemExit`` when ``dev`` exits or ``timeout`` seconds pass first.
+    """
+    import redis
+
+    from eclipse_exports.queue.run_workers import RunWorkerRegistry
+
+    registry, started = RunWorkerRegistry(redis.Redis.from_url(redis_url)), time.monotonic()
+    while not (registry.live_nodes() and len(instance.get_dynamic_partitions("workspaces")) >= workspaces):
+        if dev.poll() is not None:
+            raise SystemExit(f"the run command exited with {dev.returncode}")
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"no live run worker or not all {workspaces} workspaces partitions after {timeout:.0f}s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspaces", type=int, default=200, help="generated workspaces (plus the 3 named)")
     parser.add_argument("--reports-per-run", type=int, default=20)
-    parser.add_argument("--via", choices=["schedule", "backfill"], default="schedule")
+    parser.add_argument("--via", choices=["tick", "schedule", "backfill"], default="tick")
     parser.add_argument("--scale", default="small", help="demo-data scale (generated workspaces get 1%% each)")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="ECLIPSE_REPORT_PDF=false: HTML only")
@@ -178,6 +209,8 @@ def main() -> None:
                "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1",
                "ECLIPSE_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
                "ECLIPSE_REPORTS_PER_RUN": str(args.reports_per_run), "ECLIPSE_REPORT_PDF": str(args.pdf).lower()}
+        if args.via == "tick":
+            env["ECLIPSE_REPORT_CRON"] = "* * * * *"
         dev = subprocess.Popen([str(BIN / "eclipse-exports"), "dev", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=open(work / "dev.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         processes.append(dev)
@@ -185,19 +218,30 @@ def main() -> None:
         wait_for_port("127.0.0.1", port, timeout=300, proc=dev)
         sampler = TreeSampler(dev.pid)
         sampler.start()
+        instance = DagsterInstance.from_config(str(work / "dagster_home"))
+        wanted = args.workspaces + 3
+        ready = wait_until_ready(instance, redis.url, wanted, dev)
+        print(f"the run command was ready (live run workers, {wanted} workspaces partitions) {ready:.0f} s after its "
+              "webserver answered", flush=True)
         load_before = os.getloadavg()[0]
 
         launched = time.monotonic()
-        if args.via == "schedule":
+        if args.via == "tick":
+            # The daemon's scheduler ticks at each whole minute; the next one launches the week's runs.
+            now = time.time()
+            launched += 60 - now % 60
+            runs_requested = None
+            print(f"waiting {60 - now % 60:.0f} s for the schedule's next tick", flush=True)
+        elif args.via == "schedule":
             # The schedule module reads the batch size when it is first imported, below.
             os.environ["ECLIPSE_REPORTS_PER_RUN"] = str(args.reports_per_run)
             runs_requested = launch_via_schedule(work / "dagster_home", database_url, url)
+            print(f"the tick's {runs_requested} runs launched {time.monotonic() - launched:.1f} s after the clock "
+                  "started", flush=True)
         else:
             subprocess.run([str(BIN / "eclipse-exports"), "report-backfill", "--weeks", "1", "--dagster-url", url],
                            env=env, check=True, capture_output=True, timeout=300)
             runs_requested = None
-        instance = DagsterInstance.from_config(str(work / "dagster_home"))
-        wanted = args.workspaces + 3
         first_start = last_report = None
         deadline = launched + args.timeout
         while time.monotonic() < deadline:
@@ -205,6 +249,8 @@ def main() -> None:
             runs = instance.get_runs(RunsFilter(job_name="executive_report_job"))
             if first_start is None and any(r.status.value not in ("QUEUED", "NOT_STARTED") for r in runs):
                 first_start = time.monotonic()
+                print(f"the first run left the queue {first_start - launched:.1f} s after the clock started",
+                      flush=True)
             if done >= wanted:
                 last_report = time.monotonic()
                 break
