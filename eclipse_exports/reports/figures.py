@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from eclipse_exports.reports.ageing import OLDEST_LISTED, Ageing, collect_ageing
 from eclipse_exports.reports.brands import BrandRisk, brands_at_risk
 from eclipse_exports.reports.history import TrendPoint, WeekRates, collect_trends
-from eclipse_exports.reports.queries import OPEN_INFRINGEMENT_STATUSES, as_utc, between, counts
+from eclipse_exports.reports.queries import OPEN_INFRINGEMENT_STATUSES, between, counts
 from eclipse_exports.reports.takedowns import TakedownBreakdown, collect_takedowns
 from eclipse_exports.source.schema import actions, alerts, infringements, workspaces
 
@@ -164,23 +164,31 @@ def _durations(conn: Connection, workspace_id: str, start: datetime, end: dateti
     query = select(actions.c.created_at, actions.c.completed_at).where(
         actions.c.workspace_id == workspace_id, actions.c.status == "completed",
         between(actions.c.completed_at, start, end), actions.c.created_at.is_not(None))
-    return [(as_utc(done) - as_utc(created)).total_seconds() for created, done in conn.execute(query)]
+    return [(done - created).total_seconds() for created, done in conn.execute(query)]  # same type: no as_utc
 
 
 def period_figures(conn: Connection, workspace_id: str, start: datetime, end: datetime,
-                   into: PeriodFigures | None = None) -> PeriodFigures:
+                   into: PeriodFigures | None = None, week: TrendPoint | None = None) -> PeriodFigures:
     """The headline figures of ``workspace_id`` for ``[start, end)`` (aware datetimes).
 
-    Fills ``into`` when given (a :class:`ReportData`), else a new :class:`PeriodFigures`.
+    Fills ``into`` when given (a :class:`ReportData`), else a new :class:`PeriodFigures`. ``week``, the
+    trend point of this same span when there is one, gives the figures the trends already counted with the
+    same definitions (new alerts by severity, takedowns completed and failed, median takedown time), so they
+    are not counted twice.
     """
     figures = into if into is not None else PeriodFigures()
     new_alerts = and_(alerts.c.workspace_id == workspace_id, between(alerts.c.detected_at, start, end))
-    figures.alerts_by_severity = counts(conn, alerts.c.severity, new_alerts)
     figures.alerts_resolved = conn.execute(select(func.count()).where(
         new_alerts, alerts.c.status == "resolved")).scalar_one()
     figures.infringements_by_type = counts(conn, infringements.c.type, and_(
         infringements.c.workspace_id == workspace_id, between(infringements.c.detected_at, start, end)))
     figures.open_infringements_by_status = counts(conn, infringements.c.status, _open_at(workspace_id, end))
+    if week is not None and (week.start, week.end) == (start, end):
+        figures.alerts_by_severity = dict(week.alerts_by_severity)
+        figures.actions_completed, figures.actions_failed = week.actions_completed, week.actions_failed
+        figures.median_takedown_seconds = week.median_takedown_seconds
+        return figures
+    figures.alerts_by_severity = counts(conn, alerts.c.severity, new_alerts)
     finished = counts(conn, actions.c.status, and_(
         actions.c.workspace_id == workspace_id, actions.c.status.in_(("completed", "failed")),
         between(actions.c.completed_at, start, end)))
@@ -227,8 +235,10 @@ def collect_report(conn: Connection, workspace_id: str, period_start: datetime, 
     if name is None:
         raise LookupError(f"workspace '{workspace_id}' does not exist")
     data = ReportData(workspace_id, name, period_start, period_end, generated_at)
-    period_figures(conn, workspace_id, period_start, period_end, into=data)
-    data.previous = period_figures(conn, workspace_id, data.previous_start, period_start)
+    data.trends = collect_trends(conn, workspace_id, period_end)
+    # A weekly report's week and the one before are the trends' last two points.
+    period_figures(conn, workspace_id, period_start, period_end, into=data, week=data.trends[-1])
+    data.previous = period_figures(conn, workspace_id, data.previous_start, period_start, week=data.trends[-2])
 
     new_alerts = and_(alerts.c.workspace_id == workspace_id, between(alerts.c.detected_at, period_start, period_end))
     data.alerts_by_status = counts(conn, alerts.c.status, new_alerts)
@@ -239,7 +249,6 @@ def collect_report(conn: Connection, workspace_id: str, period_start: datetime, 
         actions.c.workspace_id == workspace_id, between(actions.c.created_at, period_start, period_end)))
     data.alerts_per_bar = _alerts_per_bar(conn, workspace_id, period_start, period_end)
 
-    data.trends = collect_trends(conn, workspace_id, period_end)
     data.brands = brands_at_risk(conn, workspace_id, period_start, period_end)
     data.ageing = collect_ageing(conn, workspace_id, period_end)
     data.takedowns = collect_takedowns(conn, workspace_id, period_start, period_end)

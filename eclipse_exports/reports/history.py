@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from eclipse_exports.reports.queries import OPEN_INFRINGEMENT_STATUSES, as_utc
+from eclipse_exports.reports.queries import OPEN_INFRINGEMENT_STATUSES
 from eclipse_exports.source.schema import actions, alerts, infringements
 
 TREND_WEEKS = 12
@@ -137,6 +137,6 @@ def _medians(conn: Connection, workspace_id: str, points: list[TrendPoint]) -> N
             if durations:
                 points[current].median_takedown_seconds = statistics.median(durations)
             current, durations = index, []
-        durations.append((as_utc(done) - as_utc(created)).total_seconds())
+        durations.append((done - created).total_seconds())  # both naive (SQLite) or both aware: one column type
     if durations:
         points[current].median_takedown_seconds = statistics.median(durations)

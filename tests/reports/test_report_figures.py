@@ -76,6 +76,27 @@ def test_every_number_matches_sql(report_source, workspace_id, week):
         assert shown == expected, name
 
 
+@pytest.mark.parametrize("days", [7, 10], ids=["a week: the trends' last two points", "10 days: counted apart"])
+def test_the_period_and_the_one_before_match_sql_whatever_the_length(report_source, days):
+    """A 7-day period takes its headline figures (and the previous period's) from the trends' last two weeks;
+    any other length counts them itself. Both paths give the SQL's numbers."""
+    start = WEEK_2 + timedelta(hours=5)
+    end = start + timedelta(days=days)
+    with report_source.connect() as conn:
+        data = collect_report(conn, "ws_north", start, end, end)
+        expected = [sql_figures(conn, "ws_north", start, end), sql_figures(conn, "ws_north", start - (end - start),
+                                                                            start)]
+    for figures, sql in zip([data, data.previous], expected, strict=True):
+        assert _slugged(figures.alerts_by_severity, "severity") == _slugged(sql["alerts_by_severity"], "severity")
+        assert (figures.alerts_new, figures.critical_alerts_new, figures.alerts_resolved) == (
+            sql["alerts_new"], sql["critical_alerts_new"], sql["alerts_resolved"])
+        assert (figures.actions_completed, figures.actions_failed) == (sql["actions_completed"],
+                                                                      sql["actions_failed"])
+        assert figures.open_infringement_count == sql["open_infringements"]
+        assert _close(figures.median_takedown_seconds, sql["median_takedown_seconds"], 1.0)
+    assert (data.trends[-1].start, data.trends[-1].end) == (end - timedelta(days=7), end)
+
+
 def test_chart_bars_match_sql_per_day(report_source):
     end = WEEK_2 + timedelta(days=7)
     page = parse_page(render(report_source, "ws_north", WEEK_2, end))
