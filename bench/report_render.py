@@ -1,16 +1,20 @@
 """Time to render one executive report, now against before (a git ref), in the same conditions.
 
-Seeds the demo data (``--scale small``, fixed ``as_of``) into an SQLite file,
-exports the ``--before`` ref's package (default: the commit before the
+Exports the ``--before`` ref's package (default: the commit before the
 briefing, the parent of the one that added ``reports/history.py``) with
-``git archive``, then alternates rounds between the two code versions, each in a
-fresh process, rendering ``ws_acme``'s report for the
-week of 23 Nov 2026 ``--repeat`` times after one warm-up. Prints the median
-wall and CPU seconds per report for: figures + HTML (both versions), and now
-also the PDF alone (the product's Chromium printer, one browser kept open; the
-CPU of the browser's and Playwright's processes is counted with the run's) and
-figures + HTML + PDF, with the load average. Figures taken while other work
-loads the machine are not final: compare the CPU seconds, which load disturbs less.
+``git archive`` and seeds the same demo data (``--scale small``, fixed
+``as_of``, same seed) twice into SQLite files, each by its own version's
+``demo-data``, so each has its own schema: today's (before) and this one's,
+which adds the report's covering indexes (``ix_*_report``). Then alternates
+rounds between the code versions, each in a fresh process, rendering
+``ws_acme``'s report for the week of 23 Nov 2026 ``--repeat`` times after one
+warm-up. Prints the median wall and CPU seconds per report for figures +
+HTML: before on its own schema (today's time), before on this schema (the
+same database for both), now; and for now also the PDF alone (the product's
+Chromium printer, one browser kept open; the CPU of the browser's and
+Playwright's processes is counted with the run's) and figures + HTML + PDF,
+with the load average. Figures taken while other work loads the machine are
+not final: compare the CPU seconds, which load disturbs less.
 
     .venv/bin/python bench/report_render.py
     .venv/bin/python bench/report_render.py --before 30262e4 --repeat 20 --rounds 3
@@ -77,6 +81,15 @@ print(json.dumps(out))
 """
 
 
+SEED = r"""
+import sys
+from datetime import UTC, datetime
+from sqlalchemy import create_engine
+from eclipse_exports.source.demo_data import load_demo_data
+load_demo_data(create_engine(sys.argv[1]), "small", as_of=datetime(2026, 12, 7, tzinfo=UTC))
+"""
+
+
 def _export(ref: str, into: Path) -> Path:
     archive = into / "before.tar"
     subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), ref, "eclipse_exports"], cwd=ROOT,
@@ -109,14 +122,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="report-render-") as folder:
         work = Path(folder)
-        url = f"sqlite:///{work / 'demo.db'}"
+        url, before_url = f"sqlite:///{work / 'demo.db'}", f"sqlite:///{work / 'before.db'}"
         load_demo_data(create_engine(url), "small", as_of=datetime(2026, 12, 7, tzinfo=UTC))
         before_code = _export(before_ref, work)
+        subprocess.run([sys.executable, "-c", SEED, before_url], env={**os.environ, "PYTHONPATH": str(before_code)},
+                       cwd=before_code, check=True, timeout=600)
         loads = [os.getloadavg()]
-        samples: dict[str, list] = {"before_html": [], "now_html": [], "now_pdf": []}
+        samples: dict[str, list] = {"before_html": [], "before_same_html": [], "now_html": [], "now_pdf": []}
         pages = None
         for _ in range(args.rounds):
-            samples["before_html"] += _measure(before_code, url, args.repeat, False)["html"]
+            samples["before_html"] += _measure(before_code, before_url, args.repeat, False)["html"]
+            samples["before_same_html"] += _measure(before_code, url, args.repeat, False)["html"]
             now = _measure(ROOT, url, args.repeat, True)
             samples["now_html"] += now["html"]
             samples["now_pdf"] += now["pdf"]
@@ -129,16 +145,18 @@ def main() -> None:
     total_wall = statistics.median(h[0] + p[0] for h, p in zip(samples["now_html"], samples["now_pdf"], strict=True))
     total_cpu = statistics.median(h[1] + p[1] for h, p in zip(samples["now_html"], samples["now_pdf"], strict=True))
     rows = [("before: figures + HTML", median("before_html", 0), median("before_html", 1)),
+            ("before, on this schema", median("before_same_html", 0), median("before_same_html", 1)),
             ("now: figures + HTML", median("now_html", 0), median("now_html", 1)),
             ("now: PDF from the HTML", median("now_pdf", 0), median("now_pdf", 1)),
             ("now: figures + HTML + PDF", total_wall, total_cpu)]
     base_wall, base_cpu = rows[0][1], rows[0][2]
     print(f"ws_acme, week of {WEEK}, demo data small; before = {before_ref}; "
           f"{args.rounds} rounds × {args.repeat} renders; PDF pages: {pages}")
-    print(f"{'':36}{'wall s':>9}{'CPU s':>9}{'× before (CPU)':>16}")
+    print(f"{'':36}{'wall s':>9}{'CPU s':>9}{'× before (CPU)':>16}  (× before: before on its own schema)")
     for name, wall, cpu in rows:
         print(f"{name:36}{wall:9.3f}{cpu:9.3f}{cpu / base_cpu:16.2f}")
-    print(f"(wall × before: HTML {rows[1][1] / base_wall:.2f}, with PDF {total_wall / base_wall:.2f})")
+    print(f"(wall × before: HTML {rows[2][1] / base_wall:.2f}, with PDF {total_wall / base_wall:.2f}; "
+          f"on one schema, CPU × before {rows[2][2] / rows[1][2]:.2f})")
     shown = [tuple(round(x, 2) for x in load) for load in loads]
     print(f"load average (1, 5, 15 min) before and after each round: {shown} on {os.cpu_count()} CPUs")
 
