@@ -72,6 +72,8 @@ class Settings(BaseModel):
     report_pdf: bool = Field(True, description="Whether the weekly report is also stored and mailed as a PDF.")
     chromium_path: str | None = Field(None, description="The Chromium executable that prints the report's PDF; "
                                                         "unset: `chromium` (Debian's) on PATH.")
+    pdf_warm_seconds: int = Field(120, ge=0, le=3600, description="How long a run worker keeps its PDF browser "
+                                  "after a report run, for the next one (0: closed at the run's end).")
     sensor_long_poll_ms: int = Field(3500, ge=0, le=10_000, description="How long a request-sensor tick waits "
                                                                          "for a new request (milliseconds).")
     brief_backlog_growth_percent: float = Field(5.0, gt=0, description="Backlog growth the brief calls out.")
@@ -135,6 +137,7 @@ class Settings(BaseModel):
             report_cron=env.get("ECLIPSE_REPORT_CRON") or "0 6 * * 1",
             report_pdf=flag(env, "ECLIPSE_REPORT_PDF", True),
             chromium_path=env.get("ECLIPSE_CHROMIUM_PATH") or None,
+            pdf_warm_seconds=env.get("ECLIPSE_PDF_WARM_SECONDS") or 120,
             brief_backlog_growth_percent=env.get("ECLIPSE_BRIEF_BACKLOG_GROWTH_PERCENT") or 5.0,
             brief_success_rate_percent=env.get("ECLIPSE_BRIEF_SUCCESS_RATE_PERCENT") or 60.0,
             brief_success_drop_points=env.get("ECLIPSE_BRIEF_SUCCESS_DROP_POINTS") or 5.0,

@@ -58,7 +58,7 @@ from eclipse_exports.config import Settings, known_secrets, redact
 from eclipse_exports.exports.verification import FileVerification, verify_export_file
 from eclipse_exports.models import utc_now
 from eclipse_exports.partitions import executive_report_partitions
-from eclipse_exports.reports.pdf import close_pdf_printer
+from eclipse_exports.reports.pdf import release_pdf_printer
 from eclipse_exports.reports.publish import WrittenReport
 from eclipse_exports.reports.weekly import (
     DeliveryOutcome,
@@ -244,7 +244,7 @@ def executive_report(
                 failures.append(f"{key}: {cause}")
                 context.log.error(f"report {key} could not be written: {cause}")
     finally:
-        close_pdf_printer()  # the run's browser (the PDFs share one); a warm run worker keeps none idle
+        release_pdf_printer()  # the run's browser (the PDFs share one): closed, or kept a while by a warm worker
 
     mailed_before = _mailed_partitions(context, [item[0] for item in written]) if policy == "once" else set()
     for key, workspace_id, week, report, verification in written:

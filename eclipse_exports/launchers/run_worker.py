@@ -35,9 +35,11 @@ from celery.apps.worker import _reload_current_worker
 from celery.utils.nodenames import host_format
 from celery.worker import state as worker_state
 
+from eclipse_exports.config import Settings
 from eclipse_exports.launchers import run_task
 from eclipse_exports.launchers.celery import CeleryRunWorkerLauncher
 from eclipse_exports.queue.run_workers import NODE_BEAT_SECONDS, RunWorkerRegistry
+from eclipse_exports.reports.pdf import close_pdf_printer, keep_pdf_printer_warm
 
 CODE_LOCATION = "eclipse_exports.definitions"
 
@@ -140,6 +142,10 @@ def run_workers(concurrency: int, queue: str | None = None, name: str | None = N
     registry = RunWorkerRegistry(redis.Redis.from_url(launcher.broker, socket_timeout=10, socket_connect_timeout=5))
     beat = GroupBeat(registry, node, [queue], concurrency, run_task.code_changed, say)
     signals.worker_process_init.connect(run_task.block_real_interrupts, weak=False)
+    # A child runs report after report: its PDF browser outlives a run for a while (reports/pdf.py).
+    warm_seconds = Settings.from_env().pdf_warm_seconds
+    signals.worker_process_init.connect(lambda **_: keep_pdf_printer_warm(warm_seconds), weak=False)
+    signals.worker_process_shutdown.connect(lambda **_: close_pdf_printer(), weak=False)
     signals.worker_ready.connect(lambda **_: beat.start(), weak=False)
     signals.worker_shutting_down.connect(lambda **_: beat.stop(), weak=False)
     say(f"run workers: {node}, {concurrency} children on queue {queue} (code location {code_location}, loaded "

@@ -2,17 +2,21 @@
 Playwright.
 
 Why Chromium rather than WeasyPrint (which made the PDF before): on this
-project's benchmark (``bench/report_render.py --chromium``, ws_acme's demo
-week, 3 A4 pages) WeasyPrint took about 0.55 CPU-s per report in the run
-process and Chromium about 0.16 CPU-s, its own processes included: the PDF was
-most of a report's cost and the weekly fan-out's limit. Chromium also lays the
-page out as the browsers that open the HTML do, and the project already
-installs it (bootstrap, deploy/install.sh, the image).
+project's benchmark (``bench/report_render.py``, ws_acme's demo week, 3 A4
+pages) WeasyPrint took about 0.55 CPU-s per report in the run process and
+Chromium about 0.14 CPU-s, its own processes included: the PDF was most of a
+report's cost and the weekly fan-out's limit. Chromium also lays the page out
+as the browsers that open the HTML do, and the project already installs it
+(bootstrap, deploy/install.sh, the image).
 
 One browser per process, started on the first PDF and reused for every report
-after it (a report run prints up to ``ECLIPSE_REPORTS_PER_RUN`` of them);
-:func:`close_pdf_printer` closes it at the end of a run, so a warm run worker
-holds no idle browser. Playwright's sync API runs on a thread of the
+after it (a report run prints up to ``ECLIPSE_REPORTS_PER_RUN`` of them). A
+run ends with :func:`release_pdf_printer`: a fresh run process closes the
+browser there; a warm run worker (:func:`keep_pdf_printer_warm`, called as
+its child starts) keeps it ``ECLIPSE_PDF_WARM_SECONDS`` (120) for its next
+report run, since starting one costs about 2 CPU-s, then closes it, so an
+idle worker holds none for long; :func:`close_pdf_printer` closes it at once
+(the child's exit). Playwright's sync API runs on a thread of the
 printer's own, so a caller that already drives a browser on its thread (a
 test, say) can print too. The page is printed with JavaScript off and every
 network request refused: it is the project's own autoescaped HTML and fetches
@@ -25,6 +29,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -39,6 +44,8 @@ _PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 _ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions"]
 _shared: "PdfPrinter | None" = None
 _shared_lock = threading.Lock()
+_warm_seconds = 0.0  # how long release_pdf_printer keeps the browser (keep_pdf_printer_warm)
+_idle_timer: threading.Timer | None = None
 
 
 def chromium_executable(configured: str | None = None) -> str:
@@ -67,6 +74,8 @@ class PdfPrinter:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._page: Page | None = None
+        self.printing = 0  # pages being printed or waiting for the printer's thread
+        self.last_used = time.monotonic()
 
     def _open(self) -> "Page":
         if self._page is not None and self._browser is not None and self._browser.is_connected():
@@ -129,11 +138,17 @@ def render_pdf(html: str) -> tuple[bytes, int]:
         if _shared is None:
             _shared = PdfPrinter()
         printer = _shared
-    return printer.print_pdf(html)
+        printer.printing += 1
+    try:
+        return printer.print_pdf(html)
+    finally:
+        with _shared_lock:
+            printer.printing -= 1
+            printer.last_used = time.monotonic()
 
 
 def close_pdf_printer() -> None:
-    """Close the process's shared browser, if :func:`render_pdf` started one (at the end of a report run)."""
+    """Close the process's shared browser at once, if :func:`render_pdf` started one."""
     global _shared
     with _shared_lock:
         printer, _shared = _shared, None
@@ -141,10 +156,46 @@ def close_pdf_printer() -> None:
         printer.close()
 
 
+def keep_pdf_printer_warm(seconds: float) -> None:
+    """Make :func:`release_pdf_printer` keep the browser ``seconds`` after a run (0: close it at once).
+
+    For a process that runs many reports, one after another: a warm run worker's child.
+    """
+    global _warm_seconds
+    _warm_seconds = max(0.0, float(seconds))
+
+
+def release_pdf_printer() -> None:
+    """The end of a report run: close the shared browser now, or, in a warm process (:func:`keep_pdf_printer_warm`),
+    once it has printed nothing for the warm seconds (a daemon timer; a page printed meanwhile keeps it)."""
+    global _idle_timer
+    if _warm_seconds <= 0:
+        close_pdf_printer()
+        return
+    with _shared_lock:
+        if _shared is None:
+            return
+        if _idle_timer is not None:
+            _idle_timer.cancel()
+        _idle_timer = threading.Timer(_warm_seconds, _close_if_idle)
+        _idle_timer.daemon = True
+        _idle_timer.start()
+
+
+def _close_if_idle() -> None:
+    global _shared
+    with _shared_lock:
+        printer = _shared
+        if printer is None or printer.printing or time.monotonic() - printer.last_used < _warm_seconds - 0.05:
+            return  # printing again: the run that uses it releases it again at its end
+        _shared = None
+    printer.close()
+
+
 def _forget_after_fork() -> None:
-    # A forked child (a Celery prefork child) cannot use its parent's browser or printer thread.
-    global _shared, _shared_lock
-    _shared, _shared_lock = None, threading.Lock()
+    # A forked child (a Celery prefork child) cannot use its parent's browser, printer thread or timer.
+    global _shared, _shared_lock, _idle_timer, _warm_seconds
+    _shared, _shared_lock, _idle_timer, _warm_seconds = None, threading.Lock(), None, 0.0
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

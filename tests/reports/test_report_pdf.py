@@ -8,15 +8,17 @@ laptop-sized screen (1366 × 768). Screenshots are kept under ``tests/artifacts/
 
 import shutil
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import create_engine
 
 from eclipse_exports.reports import collect_report, render_report
 from eclipse_exports.reports.brief import BriefThresholds
-from eclipse_exports.reports.pdf import render_pdf
+from eclipse_exports.reports.pdf import close_pdf_printer, keep_pdf_printer_warm, release_pdf_printer, render_pdf
 from eclipse_exports.source.demo_data import load_demo_data
 from tests.reports.test_report_page import ARTIFACTS, browser  # noqa: F401 - the chromium fixture
 
@@ -82,3 +84,58 @@ def test_the_html_reads_as_a_briefing_in_two_laptop_screens(acme_week, browser):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(png, ARTIFACTS / "ws_acme-report-html-top.png")
+
+
+def _browsers() -> set[int]:
+    """PIDs of the Chromium browsers below this test process (the shared printer's, and any fixture's): each
+    browser's main process, whose renderers and helpers come and go below it."""
+    found = set()
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" in process.name().lower() and "chrom" not in process.parent().name().lower():
+                found.add(process.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _gone(pids: set[int], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pids & _browsers():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_warm_worker_keeps_its_browser_for_the_next_run_then_closes_it(acme_week):
+    html = acme_week[0]
+    close_pdf_printer()
+    before = _browsers()
+    keep_pdf_printer_warm(3)
+    try:
+        render_pdf(html)
+        first = _browsers() - before
+        assert first, "printing a PDF started no Chromium"
+        release_pdf_printer()  # the end of a report run in a warm run-worker child
+        time.sleep(1)
+        assert first <= _browsers(), "the warm browser was closed at the run's end"
+        body, pages = render_pdf(html)  # the next run, within the warm seconds: the same browser prints
+        assert body.startswith(b"%PDF") and pages >= 1
+        assert _browsers() - before == first, "the next run started a browser of its own"
+        release_pdf_printer()
+        assert _gone(first), "the browser outlived the warm seconds"
+    finally:
+        keep_pdf_printer_warm(0)
+        close_pdf_printer()
+
+
+def test_a_fresh_run_process_closes_its_browser_at_the_runs_end(acme_week):
+    close_pdf_printer()
+    keep_pdf_printer_warm(0)
+    before = _browsers()
+    render_pdf(acme_week[0])
+    started = _browsers() - before
+    assert started
+    release_pdf_printer()
+    assert _gone(started, timeout=5), "a run process's browser outlived its run"
