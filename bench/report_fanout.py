@@ -89,6 +89,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root, self.peak_total, self.peak_run, self.stop = root_pid, 0, 0, threading.Event()
         self.cpu: dict[int, float] = {}
+        self.kind: dict[int, str] = {}
 
     def run(self) -> None:
         while not self.stop.wait(0.25):
@@ -102,6 +103,8 @@ class TreeSampler(threading.Thread):
                     rss = process.memory_info().rss
                     times = process.cpu_times()
                     self.cpu[process.pid] = times.user + times.system
+                    if process.pid not in self.kind:
+                        self.kind[process.pid] = process_kind(process)
                     total += rss
                     command = " ".join(process.cmdline())
                     # A run is a process the code server spawns (multiprocessing), or `dagster api execute_run`.
@@ -110,6 +113,18 @@ class TreeSampler(threading.Thread):
                 except psutil.Error:
                     continue
             self.peak_total = max(self.peak_total, total)
+
+
+def process_kind(process: psutil.Process) -> str:
+    """What a process of the product is, for the CPU breakdown: chromium, playwright, run workers, daemon, …"""
+    command = " ".join(process.cmdline())
+    for marker, kind in (("chrom", "chromium (PDF)"), ("playwright", "playwright driver"),
+                         ("run-workers", "run workers"), ("dagster-daemon", "daemon"), ("daemon", "daemon"),
+                         ("webserver", "webserver"), ("code-server", "code server"), ("grpc", "code server"),
+                         ("api", "code server")):
+        if marker in command:
+            return kind
+    return "other: " + process.name()
 
 
 def graphql(url: str, query: str, variables: dict) -> dict:
@@ -291,6 +306,9 @@ def main() -> None:
         "emails": mailbox.count, "peak_rss_product_mib": round(sampler.peak_total / 2**20),
         "peak_rss_run_process_mib": round(sampler.peak_run / 2**20),
         "cpu_seconds_product": round(sum(sampler.cpu.values()), 1),
+        "cpu_seconds_by_kind": {kind: round(sum(c for pid, c in sampler.cpu.items()
+                                                if sampler.kind.get(pid) == kind), 1)
+                                for kind in set(sampler.kind.values())},
         "load_average_before_after": [round(load_before, 2), round(load_after, 2)], "cpus": os.cpu_count(),
     }
     print(f"\nexecutive_report fan-out: {wanted} workspaces × 1 week, {args.reports_per_run} per run, via {args.via}, "
@@ -302,6 +320,8 @@ def main() -> None:
     print(f"  peak RSS, whole product   {result['peak_rss_product_mib']} MiB (largest run process "
           f"{result['peak_rss_run_process_mib']} MiB)")
     print(f"  CPU seconds, product      {result['cpu_seconds_product']}")
+    for kind, seconds in sorted(result["cpu_seconds_by_kind"].items(), key=lambda item: -item[1]):
+        print(f"    {kind:24}{seconds:>8}")
     print(f"  load average before/after {result['load_average_before_after']} on {os.cpu_count()} CPUs")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"report_fanout-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
