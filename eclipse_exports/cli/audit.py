@@ -55,19 +55,13 @@ def _known_workspace(workspace_id: str) -> None:
     empty archive."""
     from eclipse_exports.audit.trail import AuditTrail
     from eclipse_exports.source.access import workspace_status
-    from eclipse_exports.source.engine import source_engine
 
     settings = common.settings()
     with common.service_errors(settings):
         trail = AuditTrail(common.store(settings).client)
         if trail.first_time(workspace_id) is not None or trail.archived_days(workspace_id)[0] is not None:
             return
-    try:
-        with source_engine(settings.database_url).connect() as conn:
-            known = workspace_status(conn, workspace_id) is not None
-    except Exception as exc:  # noqa: BLE001 - any database failure is reported, redacted, as a CLI error
-        common.fail(f"cannot read workspaces from {settings.database_url}: {exc}")
-    if not known:
+    if common.read_source(settings, lambda conn: workspace_status(conn, workspace_id)) is None:
         common.fail(f"unknown workspace {workspace_id!r}: not in the source database and no audit trail")
 
 

@@ -7,15 +7,17 @@ it runs, so ``--help`` and the Redis-only commands answer without loading Dagste
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 from urllib.parse import urlparse
 
 import click
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+    from sqlalchemy import Connection
 
     from eclipse_exports.config import Settings
     from eclipse_exports.queue.status import JobStatusStore
@@ -42,6 +44,24 @@ def fail(message: str) -> NoReturn:
     from eclipse_exports.config import redact
 
     raise CliError(redact(message))
+
+
+T = TypeVar("T")
+
+
+def read_source(current: "Settings", read: "Callable[[Connection], T]") -> T:
+    """``read(conn)`` on a connection to the source database (``ECLIPSE_DATABASE_URL``), its result returned.
+
+    Any failure of the database, or of ``read``, stops the command: "cannot read workspaces from …", credentials
+    masked, exit status 2.
+    """
+    from eclipse_exports.source.engine import source_engine
+
+    try:
+        with source_engine(current.database_url).connect() as conn:
+            return read(conn)
+    except Exception as exc:  # noqa: BLE001 - any database failure is reported, redacted, as a CLI error
+        fail(f"cannot read workspaces from {current.database_url}: {exc}")
 
 
 def settings() -> "Settings":

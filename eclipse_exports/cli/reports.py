@@ -128,16 +128,15 @@ def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple
     """
     from eclipse_exports.models import ID_RE
     from eclipse_exports.source.access import active_workspace_ids, workspace_status
-    from eclipse_exports.source.engine import source_engine
 
     settings = common.settings()
     weeks = _report_weeks(count, week_keys, datetime.now(UTC))
-    try:
-        with source_engine(settings.database_url).connect() as conn:
-            unknown = [w for w in workspace_ids if not ID_RE.fullmatch(w) or workspace_status(conn, w) is None]
-            workspaces = list(dict.fromkeys(workspace_ids)) or active_workspace_ids(conn)
-    except Exception as exc:  # noqa: BLE001 - any database failure is reported, redacted, as a CLI error
-        common.fail(f"cannot read workspaces from {settings.database_url}: {exc}")
+
+    def read(conn) -> tuple[list[str], list[str]]:  # noqa: ANN001 - a SQLAlchemy Connection
+        return ([w for w in workspace_ids if not ID_RE.fullmatch(w) or workspace_status(conn, w) is None],
+                list(dict.fromkeys(workspace_ids)) or active_workspace_ids(conn))
+
+    unknown, workspaces = common.read_source(settings, read)
     if unknown:
         common.fail(f"unknown workspace(s): {', '.join(unknown)}")
     if not workspaces:

@@ -28,3 +28,22 @@ def test_a_wait_of_no_time_is_refused(args, tmp_path):
     result = subprocess.run([str(EXPORTS), *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "ECLIPSE_DATA_DIR": str(tmp_path / "data")})
     assert result.returncode == 2 and "Invalid value for '--timeout'" in result.stderr, result.stderr
+
+
+def test_report_backfill_names_an_unknown_workspace_and_an_unreadable_database(tmp_path):
+    from sqlalchemy import create_engine
+
+    from eclipse_exports.source.demo_data import load_demo_data
+
+    url = f"sqlite:///{tmp_path / 'eclipse.db'}"
+    load_demo_data(create_engine(url), "tiny", seed=3)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ECLIPSE_")},
+           "ECLIPSE_DATA_DIR": str(tmp_path / "data")}
+    args = [str(EXPORTS), "report-backfill", "--weeks", "1", "--dagster-url", "http://127.0.0.1:9"]
+    typo = subprocess.run([*args, "--workspace", "ws_acmee"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**env, "ECLIPSE_DATABASE_URL": url})
+    assert typo.returncode == 2 and "unknown workspace(s): ws_acmee" in typo.stderr, typo.stderr
+    down = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120, env={
+        **env, "ECLIPSE_DATABASE_URL": "postgresql+psycopg2://eclipse:s3cret-pw@127.0.0.1:9/eclipse"})
+    assert down.returncode == 2 and "cannot read workspaces from postgresql+psycopg2://***@127.0.0.1:9/" in down.stderr
+    assert "s3cret-pw" not in down.stderr and "Traceback" not in down.stderr
