@@ -167,7 +167,8 @@ def verify_cmd(workspace: str, since_day: str | None, public_key_file: str | Non
     else:
         private = _private_key(settings, create=False)
         if private is None:
-            common.fail("no audit signing key: set ECLIPSE_AUDIT_SIGNING_KEY or give --public-key FILE")
+            common.fail(f"no audit signing key in {settings.data_dir}: nothing was archived here yet (the first "
+                        "archive makes one), or set ECLIPSE_AUDIT_SIGNING_KEY, or give --public-key FILE")
         key = private.public_key()
     with common.service_errors(settings):
         storage, trail = _handles(settings)
