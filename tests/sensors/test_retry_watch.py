@@ -5,6 +5,8 @@ Dagster's retry daemon abandons a retry by setting the failed run's ``dagster/wi
 (``dagster._daemon.auto_run_reexecution``); the tests do the same, on the real instance.
 """
 
+import json
+import time
 import uuid
 
 import pytest
@@ -13,7 +15,7 @@ from dagster import DagsterRun, DagsterRunStatus, build_sensor_context, instance
 from eclipse_exports.queue.status import JobStatusStore
 from eclipse_exports.resources import RedisResource
 from eclipse_exports.sensors import export_retry_watch_sensor
-from eclipse_exports.sensors.retry_watch import AUTO_RETRY_RUN_ID_TAG
+from eclipse_exports.sensors.retry_watch import AUTO_RETRY_RUN_ID_TAG, RETRY_GRACE_SECONDS
 from tests.retention.test_failed_runs import fail_like_a_killed_worker, started_run
 
 
@@ -23,9 +25,12 @@ def instance():
         yield inst
 
 
-def watch(instance, redis_url):
-    context = build_sensor_context(instance=instance, resources={"redis": RedisResource(url=redis_url)})
-    return export_retry_watch_sensor(context)
+def watch(instance, redis_url, cursor: str | None = None):
+    context = build_sensor_context(instance=instance, resources={"redis": RedisResource(url=redis_url)},
+                                   cursor=cursor)
+    result = export_retry_watch_sensor(context)
+    watch.cursor = context.cursor
+    return result
 
 
 def killed_and_requeued(instance, redis_client, redis_url, s3_endpoint, bucket) -> DagsterRun:
@@ -78,3 +83,25 @@ def test_a_canceled_retry_fails_the_job(instance, redis_client, redis_url, s3_en
     watch(instance, redis_url)
     status = JobStatusStore(redis_client).get("killed")
     assert status["status"] == "failed" and f"the retry of its run ({retry.run_id}) was canceled" in status["error"]
+
+
+def test_a_retry_dagster_never_launches_fails_the_job_after_the_grace(instance, redis_client, redis_url,
+                                                                      s3_endpoint, bucket):
+    """The retry daemon passed the failure by: the tag still says it will retry, and no retry run ever comes."""
+    run = killed_and_requeued(instance, redis_client, redis_url, s3_endpoint, bucket)
+    before = time.time()
+    assert "1 job(s) waiting" in watch(instance, redis_url).skip_message
+    first_seen = json.loads(watch.cursor)["killed"]
+    assert before <= first_seen <= time.time()
+    assert "1 job(s) waiting" in watch(instance, redis_url, watch.cursor).skip_message  # within the grace
+    assert json.loads(watch.cursor)["killed"] == first_seen  # the grace counts from the first sighting
+    assert JobStatusStore(redis_client).status("killed") == "queued"
+
+    late = json.dumps({"killed": first_seen - RETRY_GRACE_SECONDS})
+    assert "1 failed" in watch(instance, redis_url, late).skip_message
+    status = JobStatusStore(redis_client).get("killed")
+    assert status["status"] == "failed" and status["errorCode"] == "export_failed" and status["runId"] == run.run_id
+    assert status["error"].startswith("Dagster launched no retry of its run in 5 minutes")
+    assert "signal 9, SIGKILL" in status["error"]
+    assert JobStatusStore(redis_client).awaiting_retry() == {} and json.loads(watch.cursor) == {}
+    assert instance.get_run_by_id(run.run_id).tags.get("dagster/will_retry") == "true"  # Dagster's own, untouched
