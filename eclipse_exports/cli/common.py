@@ -61,7 +61,13 @@ def read_source(current: "Settings", read: "Callable[[Connection], T]") -> T:
         with source_engine(current.database_url).connect() as conn:
             return read(conn)
     except Exception as exc:  # noqa: BLE001 - any database failure is reported, redacted, as a CLI error
-        fail(f"cannot read workspaces from {current.database_url}: {exc}")
+        fail(f"cannot read workspaces from {current.database_url}: {first_line(getattr(exc, 'orig', None) or exc)}")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``exc``'s message (a driver's error goes on with hints and a link), else its
+    class name."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def settings() -> "Settings":

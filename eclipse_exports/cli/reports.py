@@ -144,6 +144,9 @@ def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple
     keys = [f"{week.key}|{workspace_id}" for week in weeks for workspace_id in workspaces]
     click.echo(f"{len(keys)} partition(s): {len(workspaces)} workspace(s) × {len(weeks)} week(s) "
                f"({weeks[0].key} to {weeks[-1].key})", err=True)
+    if email and not settings.smtp_url:
+        click.echo("warning: ECLIPSE_SMTP_URL is unset, so --email mails nobody: the reports are stored only "
+                   "(set it where the run workers run; docs/reports.md, 'Seeing the mails locally')", err=True)
     if dry_run:
         click.echo("\n".join(keys))
         return

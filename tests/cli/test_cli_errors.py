@@ -47,3 +47,8 @@ def test_report_backfill_names_an_unknown_workspace_and_an_unreadable_database(t
         **env, "ECLIPSE_DATABASE_URL": "postgresql+psycopg2://eclipse:s3cret-pw@127.0.0.1:9/eclipse"})
     assert down.returncode == 2 and "cannot read workspaces from postgresql+psycopg2://***@127.0.0.1:9/" in down.stderr
     assert "s3cret-pw" not in down.stderr and "Traceback" not in down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1, down.stderr  # the driver's hints and link left out
+    assert down.stderr.rstrip().endswith("Connection refused"), down.stderr
+    unmailed = subprocess.run([*args, "--email", "--dry-run"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120, env={**env, "ECLIPSE_DATABASE_URL": url})
+    assert unmailed.returncode == 0 and "ECLIPSE_SMTP_URL is unset, so --email mails nobody" in unmailed.stderr
