@@ -60,7 +60,8 @@ def _report_weeks(count: int, keys: tuple[str, ...], now: datetime) -> list["Rep
         except ValueError as exc:
             common.fail(f"--week {key!r}: {exc} (give the Monday of the week as YYYY-MM-DD)")
         if not FIRST_REPORT_WEEK <= week.key <= latest.key:
-            common.fail(f"--week {key}: reports exist for the weeks from {FIRST_REPORT_WEEK} to {latest.key}")
+            common.fail(f"--week {key}: reports can be made for the weeks from {FIRST_REPORT_WEEK} to {latest.key} "
+                        "(a week's report once the week has ended)")
         weeks.append(week)
     return sorted(set(weeks), key=lambda w: w.start)
 
@@ -92,6 +93,9 @@ def report_url(workspace_id: str, week: str, pdf: bool) -> None:
     with common.service_errors(settings):
         storage = common.storage(settings)
         key = storage.report_key(workspace_id, monday, "pdf" if pdf else "html")
+        if not storage.exists(key) and monday + timedelta(days=7) > datetime.now(UTC).date():
+            common.fail(f"the week of {monday.isoformat()} has not ended yet: its report is made after it ends "
+                        f"(the weekly schedule, {settings.report_cron} UTC, or report-backfill)")
         if not storage.exists(key):
             common.fail(f"no executive report{' PDF' if pdf else ''} of '{workspace_id}' for the week of "
                         f"{monday.isoformat()} (looked for "

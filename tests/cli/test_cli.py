@@ -264,6 +264,9 @@ def test_report_url_links_a_weekly_report_and_names_a_missing_one(env, storage):
     missing = cli(env, "report-url", "ws_a", "2026-11-16")
     assert missing.exit_code == 2 and "no executive report of 'ws_a' for the week of 2026-11-16" in missing.stderr
     assert cli(env, "report-url", "ws_a", "last week").exit_code == 2
+    this_week = datetime.now(UTC).date()
+    early = cli(env, "report-url", "ws_a", this_week.isoformat())
+    assert early.exit_code == 2 and "has not ended yet: its report is made after it ends" in early.stderr
     no_pdf = cli(env, "report-url", "ws_a", "2026-11-26", "--pdf")
     assert no_pdf.exit_code == 2 and "no executive report PDF of 'ws_a'" in no_pdf.stderr
     storage.client.put_object(Bucket=storage.bucket, Key=storage.report_key("ws_a", date(2026, 11, 23), "pdf"),
