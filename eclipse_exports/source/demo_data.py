@@ -84,7 +84,20 @@ TLDS = [".example", ".test", ".example.com", ".example.net", ".invalid"]
 PRODUCTS = ["sneakers", "handbag", "watch", "jacket", "headphones", "perfume", "sunglasses", "phone case"]
 RESULTS = ["Removed by host", "Listing taken down", "Registrar suspended domain", "No response from host",
            "Platform refused: insufficient evidence", "Account suspended", None]
+# A drawn result read as the action's outcome: a failed action's says why it failed, a completed one's what was
+# done. The draw stays one rng.choice(RESULTS), so a seed gives the same rows as before, only these texts differ.
+_AS_FAILURE = {"Removed by host": "Host ignored the notice", "Listing taken down": "Platform refused: not a violation",
+               "Registrar suspended domain": "Registrar refused: no policy breach",
+               "Account suspended": "Platform refused: account verified"}
+_AS_SUCCESS = {"No response from host": "Removed by host",
+               "Platform refused: insufficient evidence": "Listing taken down"}
 TITLE_EXTRAS = ["", "", "", " (mirror)", ", reported twice", ' "urgent"', " – déjà vu", " 🔒", " — نسخة"]
+
+
+def _result(rng: random.Random, status: str) -> str | None:
+    """A finished action's ``result`` text that agrees with its ``status`` (``None``: the action gave none)."""
+    drawn = rng.choice(RESULTS)
+    return _AS_FAILURE.get(drawn, drawn) if status == "failed" else _AS_SUCCESS.get(drawn, drawn)
 
 
 def create_schema(engine: Engine) -> None:
@@ -226,7 +239,7 @@ def _action_rows(gen: _Generator, counts: list[int], infringement_counts: list[i
                 "assigned_to": rng.choice(assignees) if assignees and rng.random() < 0.7 else None,
                 "created_at": created,
                 "completed_at": min(created + timedelta(hours=rng.randrange(1, 240)), gen.as_of) if done else None,
-                "result": rng.choice(RESULTS) if done else None,
+                "result": _result(rng, status) if done else None,
             }
         inf_offset += n_inf
 
@@ -295,7 +308,7 @@ def _generated_rows(gen: _Generator, count: int, sizes: Scale) -> Iterator[tuple
                         "created_at": created,
                         "completed_at": min(created + timedelta(hours=rng.randrange(1, 240)), gen.as_of)
                         if done else None,
-                        "result": rng.choice(RESULTS) if done else None}
+                        "result": _result(rng, status) if done else None}
 
 
 def _batches(rows: Iterator[dict], size: int = BATCH_ROWS) -> Iterator[list[dict]]:
