@@ -99,8 +99,8 @@ def report_url(workspace_id: str, week: str, pdf: bool) -> None:
         if not storage.exists(key):
             common.fail(f"no executive report{' PDF' if pdf else ''} of '{workspace_id}' for the week of "
                         f"{monday.isoformat()} (looked for "
-                        f"{key}); `eclipse-exports report-backfill --workspace {workspace_id} --week "
-                        f"{monday.isoformat()}` makes it")
+                        f"{key}); for a workspace of the source database, `eclipse-exports report-backfill "
+                        f"--workspace {workspace_id} --week {monday.isoformat()}` makes it")
         url = storage.presign(key, settings.download_url_ttl_seconds, workspace_id=workspace_id)
         common.audit_link(settings, workspace_id, None, "report-url", key)
     click.echo(url)
