@@ -93,10 +93,10 @@ def report_url(workspace_id: str, week: str, pdf: bool) -> None:
     with common.service_errors(settings):
         storage = common.storage(settings)
         key = storage.report_key(workspace_id, monday, "pdf" if pdf else "html")
-        if not storage.exists(key) and monday + timedelta(days=7) > datetime.now(UTC).date():
-            common.fail(f"the week of {monday.isoformat()} has not ended yet: its report is made after it ends "
-                        f"(the weekly schedule, {settings.report_cron} UTC, or report-backfill)")
         if not storage.exists(key):
+            if monday + timedelta(days=7) > datetime.now(UTC).date():
+                common.fail(f"the week of {monday.isoformat()} has not ended yet: its report is made after it "
+                            f"ends (the weekly schedule, {settings.report_cron} UTC, or report-backfill)")
             common.fail(f"no executive report{' PDF' if pdf else ''} of '{workspace_id}' for the week of "
                         f"{monday.isoformat()} (looked for "
                         f"{key}); for a workspace of the source database, `eclipse-exports report-backfill "
