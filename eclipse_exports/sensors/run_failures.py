@@ -43,6 +43,9 @@ _NO_WORKER = re.compile(r"no run worker is consuming queue \S+")  # launchers/ce
 _START_TIMEOUT = re.compile(r"taking longer than (\d+) seconds to start")
 # Dagster's own tag (dagster._core.storage.tags.WILL_RETRY_TAG), set on a failed run when run retries are on.
 WILL_RETRY_TAG = "dagster/will_retry"
+REPORTED_AGAIN = "Reported again by export_retry_watch_sensor"
+"""How a run failure event that ``export_retry_watch_sensor`` reported a second time, so that Dagster's retry
+daemon reads the failure it passed by, begins; it is not a new failure (sensors/retry_watch.py)."""
 
 
 def worker_death_cause(failure_message: str, engine_messages: list[str]) -> str | None:
@@ -156,6 +159,8 @@ def fail_export_job(context: RunStatusSensorContext, store: JobStatusStore, job_
 def export_run_failure_sensor(context: RunFailureSensorContext, redis: RedisResource,
                               storage: ExportStorageResource) -> None:
     run = context.dagster_run
+    if (context.failure_event.message or "").startswith(REPORTED_AGAIN):
+        return  # the run's first failure event put its job back to queued already
     unfinished = unfinished_export_job(context, redis, storage)
     if unfinished is None:
         return
