@@ -14,7 +14,9 @@ a fresh child process, all uploading to the same S3 endpoint (with SSE-S3, the d
 
 Prints rows per second, the peak RSS of each child process (its VmHWM), and each variant's
 throughput relative to the baseline. Run with ``--rows 5000000`` to see
-whether memory stays flat as the export grows.
+whether memory stays flat as the export grows. ``--repeat N`` runs each variant N times and
+prints the spread of its peak RSS (it varies from run to run with the allocators' timing);
+``--title-bytes 800`` makes the rows ~1 KB wide, like tests/exports/test_memory.py's.
 """
 
 import argparse
@@ -60,7 +62,7 @@ FROM generate_series(:first, :last) AS g
 SEED_SQL = """
 INSERT INTO alerts (id, workspace_id, brand_id, title, url, severity, status, detected_at, monitor_source)
 SELECT 'alt_' || lpad(g::text, 9, '0'), 'ws_bench', CASE WHEN g % 3 = 0 THEN 'br_2' ELSE 'br_1' END,
-  'Phishing page impersonating Bench ' || substr(md5(g::text), 1, 12)
+  'Phishing page impersonating Bench ' || substr(md5(g::text), 1, 12) || repeat(md5((g * 5)::text), :pad)
     || CASE WHEN g % 50 = 0 THEN ', "quoted"' WHEN g % 77 = 0 THEN ' – ünïcödé' WHEN g % 91 = 0 THEN '' ELSE '' END,
   CASE WHEN g % 97 = 0 THEN '=HYPERLINK("https://evil.example")'
        ELSE 'https://bench-' || substr(md5((g * 7)::text), 1, 10) || '.example/login?session='
@@ -73,7 +75,7 @@ FROM generate_series(:first, :last) AS g
 """
 
 
-def seed(database_url: str, rows: int, resource: str = "alerts") -> float:
+def seed(database_url: str, rows: int, resource: str = "alerts", title_pad: int = 0) -> float:
     from sqlalchemy import create_engine, text
 
     from eclipse_exports.source.demo_data import create_schema
@@ -89,8 +91,11 @@ def seed(database_url: str, rows: int, resource: str = "alerts") -> float:
     step = 1_000_000
     for first in range(1, rows + 1, step):
         with engine.begin() as conn:
-            conn.execute(text(AUDIT_SEED_SQL if resource == "audit_logs" else SEED_SQL),
-                         {"first": first, "last": min(rows, first + step - 1)})
+            bounds = {"first": first, "last": min(rows, first + step - 1)}
+            if resource == "audit_logs":
+                conn.execute(text(AUDIT_SEED_SQL), bounds)
+            else:
+                conn.execute(text(SEED_SQL), {**bounds, "pad": title_pad})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"VACUUM ANALYZE {resource}"))
     engine.dispose()
@@ -171,6 +176,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--resource", choices=["alerts", "audit_logs"], default="alerts")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each variant (the peak RSS spread)")
+    parser.add_argument("--title-bytes", type=int, default=0,
+                        help="make each alert title this much longer (wide rows: ~1 KB rows at 800)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--env", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,19 +207,21 @@ def main() -> None:
                     break
                 except Exception:  # noqa: BLE001 - SeaweedFS is still starting
                     time.sleep(0.5)
-            seconds = seed(postgres.url, args.rows, args.resource)
+            seconds = seed(postgres.url, args.rows, args.resource, args.title_bytes // 32)
             print(f"seeded {args.rows:,} {args.resource} rows in {seconds:.1f}s; machine: {os.cpu_count()} CPUs, "
                   f"Python {sys.version.split()[0]}")
             env = {"database_url": postgres.url, "redis_url": redis_service.url, "endpoint": s3.url,
                    "bucket": "bench", "resource": args.resource}
             results = {}
             for variant in args.variants.split(","):
-                results[variant] = run_child(variant, env)
-                results[variant]["load"] = os.getloadavg()[0]
+                for n in range(1, args.repeat + 1):
+                    name = variant if args.repeat == 1 else f"{variant}#{n}"
+                    results[name] = run_child(variant, env)
+                    results[name]["load"] = os.getloadavg()[0]
         finally:
             for service in reversed(services):
                 service.stop()
-    base = results.get("copy")
+    base = results.get("copy") or results.get("copy#1")
     print(f"\n{args.resource}: {'variant':<10}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'MB out':>10}"
           f"{'peak RSS MB':>13}{'vs COPY':>9}{'load 1m':>9}")
     for variant, r in results.items():
@@ -220,6 +230,11 @@ def main() -> None:
         ratio = f"{rate / (args.rows / base['seconds']):.2f}x" if base else "-"
         print(f"{' ' * (len(args.resource) + 2)}{variant:<10}{rows:>12,}{r['seconds']:>10.2f}{rate:>12,.0f}"
               f"{r['bytes'] / 1e6:>10.1f}{r['peak_rss_mb']:>13.0f}{ratio:>9}{r['load']:>9.2f}")
+    if args.repeat > 1:
+        for variant in args.variants.split(","):
+            peaks = [r["peak_rss_mb"] for name, r in results.items() if name.split("#")[0] == variant]
+            print(f"{variant}: peak RSS {min(peaks):.0f}–{max(peaks):.0f} MB over {len(peaks)} runs "
+                  f"(spread {max(peaks) - min(peaks):.0f} MB)")
     print(f"(peak RSS of this parent process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
