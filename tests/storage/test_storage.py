@@ -69,3 +69,30 @@ def test_small_file_is_one_put_and_counts_toward_quota(storage):
     assert storage.exists(key)
     assert storage.workspace_export_bytes("ws_a") == 3
     assert storage.workspace_export_bytes("ws_b") == 0
+
+
+def test_parts_answered_with_errors_are_sent_again_from_their_reused_buffers(storage, s3_endpoint):
+    """Twelve parts through three reused buffers, writes straddling part boundaries, and S3 answering 500 to
+    three of the part uploads: botocore sends those parts again (reading each one's buffer from the start),
+    and the object is byte for byte what was written."""
+    import hashlib
+    import random
+
+    from eclipse_exports.storage.client import ExportStorage, make_s3_client
+    from eclipse_exports.storage.multipart import MAX_PARTS_IN_FLIGHT
+    from tests.s3_fault_proxy import S3FaultProxy
+
+    data = random.Random(7).randbytes(12 * 5 * 1024 * 1024 - 12_345)
+    key = storage.export_key("ws_a", "alerts", "resent", "csv", datetime.now(UTC))
+    with S3FaultProxy(s3_endpoint) as proxy:
+        failing = proxy.inject(method="PUT", query=r"partNumber=(3|7|11)$", status=500, times=3)
+        flaky = ExportStorage(make_s3_client(proxy.url), storage.bucket, storage.prefix)
+        with flaky.open_upload(key, "text/csv") as upload:
+            upload._part_bytes = 5 * 1024 * 1024
+            for start in range(0, len(data), 3_000_017):
+                upload.write(data[start:start + 3_000_017])
+        assert failing.hits == 3
+    assert upload._buffers_made == MAX_PARTS_IN_FLIGHT + 1
+    assert upload.sha256 == hashlib.sha256(data).hexdigest()
+    stored = storage.client.get_object(Bucket=storage.bucket, Key=key)["Body"].read()
+    assert len(stored) == len(data) and stored == data
