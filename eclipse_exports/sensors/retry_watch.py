@@ -15,7 +15,7 @@ failure events every 5 s, then the runs they belong to, and a run still
 ``STARTED`` is not retried. The run monitoring stores the failure event before
 it marks the run failed (``DagsterInstance.handle_new_event``), so a read in
 between (SQLite storage waiting on a lock on a busy machine) skips that run
-for good while its tag says it will retry (seen twice in CI). A job whose
+for good while its tag says it will retry (seen three times in CI). A job whose
 failed run has had no retry :data:`REPORT_AGAIN_AFTER_SECONDS` after this
 sensor first saw it waiting gets its run's failure reported again (a second
 run failure event, message :data:`REPORTED_AGAIN`), which the retry daemon

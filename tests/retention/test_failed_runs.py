@@ -46,10 +46,8 @@ def started_run(instance) -> DagsterRun:
     return instance.add_run(run)
 
 
-def fail_like_a_killed_worker(instance, run: DagsterRun, redis_url, s3_endpoint, bucket) -> None:
-    instance.report_engine_event(f"Run execution process for {run.run_id} was terminated by signal 9 (SIGKILL).",
-                                 run)
-    failure = instance.report_run_failed(run)
+def run_failure_sensor_on(instance, run: DagsterRun, failure, redis_url, s3_endpoint, bucket) -> None:
+    """Evaluate ``export_run_failure_sensor`` on ``failure`` (the run's failure event), as Dagster would."""
     context = build_run_status_sensor_context(
         sensor_name="export_run_failure_sensor", dagster_event=failure, dagster_instance=instance,
         dagster_run=instance.get_run_by_id(run.run_id),
@@ -57,6 +55,12 @@ def fail_like_a_killed_worker(instance, run: DagsterRun, redis_url, s3_endpoint,
                    "storage": ExportStorageResource(bucket=bucket, prefix="", endpoint_url=s3_endpoint)},
     ).for_run_failure()
     export_run_failure_sensor(context)
+
+
+def fail_like_a_killed_worker(instance, run: DagsterRun, redis_url, s3_endpoint, bucket) -> None:
+    instance.report_engine_event(f"Run execution process for {run.run_id} was terminated by signal 9 (SIGKILL).",
+                                 run)
+    run_failure_sensor_on(instance, run, instance.report_run_failed(run), redis_url, s3_endpoint, bucket)
 
 
 def test_a_killed_workers_upload_is_aborted_and_its_job_fails_readably(instance, storage, redis_client, redis_url,

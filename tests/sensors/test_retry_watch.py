@@ -19,7 +19,6 @@ from dagster import (
     DagsterEventType,
     DagsterRun,
     DagsterRunStatus,
-    build_run_status_sensor_context,
     build_sensor_context,
     instance_for_test,
 )
@@ -31,11 +30,11 @@ from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.auto_run_reexecution.event_log_consumer import EventLogConsumerDaemon
 
 from eclipse_exports.queue.status import JobStatusStore
-from eclipse_exports.resources import ExportStorageResource, RedisResource
-from eclipse_exports.sensors import export_retry_watch_sensor, export_run_failure_sensor
+from eclipse_exports.resources import RedisResource
+from eclipse_exports.sensors import export_retry_watch_sensor
 from eclipse_exports.sensors.retry_watch import AUTO_RETRY_RUN_ID_TAG, REPORT_AGAIN_AFTER_SECONDS, RETRY_GRACE_SECONDS
 from eclipse_exports.sensors.run_failures import REPORTED_AGAIN
-from tests.retention.test_failed_runs import fail_like_a_killed_worker, started_run
+from tests.retention.test_failed_runs import fail_like_a_killed_worker, run_failure_sensor_on, started_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,13 +200,7 @@ def test_a_failure_reported_again_leaves_the_job_to_its_retry(instance, redis_cl
                                                                bucket):
     run = killed_and_requeued(instance, redis_client, redis_url, s3_endpoint, bucket)
     again = instance.report_run_failed(instance.get_run_by_id(run.run_id), f"{REPORTED_AGAIN}: for the test")
-    context = build_run_status_sensor_context(
-        sensor_name="export_run_failure_sensor", dagster_event=again, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run.run_id),
-        resources={"redis": RedisResource(url=redis_url),
-                   "storage": ExportStorageResource(bucket=bucket, prefix="", endpoint_url=s3_endpoint)},
-    ).for_run_failure()
     JobStatusStore(redis_client).retry_settled("killed")
-    export_run_failure_sensor(context)
+    run_failure_sensor_on(instance, run, again, redis_url, s3_endpoint, bucket)
     assert JobStatusStore(redis_client).status("killed") == "queued"
     assert JobStatusStore(redis_client).awaiting_retry() == {}  # untouched by the second event
