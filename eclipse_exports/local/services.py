@@ -29,10 +29,16 @@ def free_port() -> int:
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether ``port`` can be bound on ``host`` right now (nothing listens there; ``False`` past 65535)."""
+    """Whether a server could listen on ``port`` at ``host`` right now (nothing listens there; ``False`` past 65535).
+
+    Binds with ``SO_REUSEADDR``, as Redis, SeaweedFS and the Dagster webserver do: connections of a server
+    stopped a moment ago linger in TIME-WAIT for a minute and do not keep those servers off the port, so they
+    do not make it "taken" here either (a restart right after a stop moved every port before).
+    """
     if not 0 < port <= 65_535:
         return False
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

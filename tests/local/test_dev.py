@@ -12,7 +12,7 @@ import pytest
 
 from eclipse_exports.local.deployment import DeploymentRefused, choose_port, lock_data_folder
 from eclipse_exports.local.env_file import apply_env_file, read_env_file, write_env_file
-from eclipse_exports.local.services import free_port
+from eclipse_exports.local.services import free_port, port_free
 
 EXPORTS = Path(sys.executable).parent / "eclipse-exports"
 HOLD_LOCK = "import sys, time; from pathlib import Path; from eclipse_exports.local.deployment import " \
@@ -63,6 +63,25 @@ def test_a_taken_default_port_moves_to_the_next_free_one_and_says_so(listener):
     port, note = choose_port("Redis", None, listener)
     assert port != listener and note == f"port {listener} is taken, so Redis uses {port}"
     assert choose_port("Redis", None, port) == (port, None)
+
+
+def test_a_port_whose_server_just_stopped_is_free_despite_its_time_wait_connections():
+    """A restart right after a stop keeps its ports: the old server's connections in TIME-WAIT do not count."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server's side closes first, so its end stays in TIME-WAIT on the port
+    client.recv(1)
+    client.close()
+    server.close()
+    local = f"0100007F:{port:04X}"  # 127.0.0.1:port as /proc/net/tcp writes it; state 06 is TIME-WAIT
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    assert any(f[1] == local and f[3] == "06" for f in (line.split() for line in lines)), lines
+    assert port_free(port) and choose_port("Redis", None, port) == (port, None)
 
 
 def test_the_env_file_round_trips_and_the_shell_wins(tmp_path):
