@@ -7,6 +7,7 @@ ends it. PostgreSQL refuses to run as root, so as root its commands run in a
 user namespace as uid 1000 (``unshare --user --map-user=1000``).
 """
 
+import ctypes
 import os
 import random
 import shutil
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +141,37 @@ class Service:
                 self.process.wait()
 
 
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def stopped_with_this_process() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGTERM the child when the process that starts it dies, however it
+    dies (a ``kill -9`` of the run command's process group left Redis and SeaweedFS running in their own
+    sessions, holding the data folder's locks, and the next start failed). ``None`` where there is no ``prctl``.
+
+    The signal follows the starting thread: start services from a thread that lives as long as they should.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, not in the child
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return preexec
+
+
+def _log_tail(log_file: Path | None, lines: int = 3) -> str:
+    """The last non-empty ``lines`` of a service's log, joined with " | " ("" without a log)."""
+    if log_file is None or not log_file.exists():
+        return ""
+    with open(log_file, "rb") as handle:
+        handle.seek(max(0, log_file.stat().st_size - 4096))
+        tail = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+    return " | ".join(tail[-lines:])
+
+
 def _require(binary: str, package: str) -> str:
     path = shutil.which(binary)
     if path is None:
@@ -157,19 +190,23 @@ def start_redis(port: int | None = None, data_dir: Path | None = None, log_file:
     else:
         args += ["--appendonly", "no"]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    _started_or_stopped(proc, port, timeout=30)
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=stopped_with_this_process())
+    _started_or_stopped(proc, port, timeout=30, log_file=log_file)
     return Service("redis", f"redis://127.0.0.1:{port}/0", proc, ports={"redis": port})
 
 
-def _started_or_stopped(proc: subprocess.Popen, port: int, timeout: float) -> None:
-    """:func:`wait_for_port` for ``proc``; on any failure ``proc`` is killed before the error goes on."""
+def _started_or_stopped(proc: subprocess.Popen, port: int, timeout: float, log_file: Path | None = None) -> None:
+    """:func:`wait_for_port` for ``proc``; on any failure ``proc`` is killed before the error goes on, and a
+    ``RuntimeError`` (it exited) ends with the last lines of its ``log_file``, where servers say why."""
     try:
         wait_for_port("127.0.0.1", port, timeout=timeout, proc=proc)
-    except BaseException:
+    except BaseException as exc:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if type(exc) is RuntimeError and (tail := _log_tail(log_file)):
+            raise RuntimeError(f"{exc}; the end of {log_file}: {tail}") from exc
         raise
 
 
@@ -244,6 +281,7 @@ def start_seaweedfs(data_dir: Path, bucket: str, access_key: str, secret_key: st
          # them in /tmp and removes them when it stops).
          f"-s3.localSocket={data_dir / f's3-{s3_port}.sock'}", f"-filer.localSocket={data_dir / 'filer.sock'}"],
         stdout=out, stderr=subprocess.STDOUT, env=env, cwd=data_dir, start_new_session=True,
+        preexec_fn=stopped_with_this_process(),
     )
-    _started_or_stopped(proc, s3_port, timeout=60)
+    _started_or_stopped(proc, s3_port, timeout=60, log_file=log_file)
     return Service("seaweedfs", f"http://127.0.0.1:{s3_port}", proc, ports=ports)
