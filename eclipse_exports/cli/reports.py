@@ -97,6 +97,11 @@ def report_url(workspace_id: str, week: str, pdf: bool) -> None:
             if monday + timedelta(days=7) > datetime.now(UTC).date():
                 common.fail(f"the week of {monday.isoformat()} has not ended yet: its report is made after it "
                             f"ends (the weekly schedule, {settings.report_cron} UTC, or report-backfill)")
+            from eclipse_exports.reports.weekly import FIRST_REPORT_WEEK
+
+            if monday.isoformat() < FIRST_REPORT_WEEK:
+                common.fail(f"no executive report{' PDF' if pdf else ''} of '{workspace_id}' for the week of "
+                            f"{monday.isoformat()}: reports are made for the weeks from {FIRST_REPORT_WEEK} on")
             common.fail(f"no executive report{' PDF' if pdf else ''} of '{workspace_id}' for the week of "
                         f"{monday.isoformat()} (looked for "
                         f"{key}); for a workspace of the source database, `eclipse-exports report-backfill "
@@ -136,13 +141,16 @@ def report_backfill(count: int, week_keys: tuple[str, ...], workspace_ids: tuple
     settings = common.settings()
     weeks = _report_weeks(count, week_keys, datetime.now(UTC))
 
-    def read(conn) -> tuple[list[str], list[str]]:  # noqa: ANN001 - a SQLAlchemy Connection
-        return ([w for w in workspace_ids if not ID_RE.fullmatch(w) or workspace_status(conn, w) is None],
-                list(dict.fromkeys(workspace_ids)) or active_workspace_ids(conn))
+    def read(conn) -> tuple[dict[str, str | None], list[str]]:  # noqa: ANN001 - a SQLAlchemy Connection
+        statuses = {w: workspace_status(conn, w) if ID_RE.fullmatch(w) else None for w in workspace_ids}
+        return statuses, list(dict.fromkeys(workspace_ids)) or active_workspace_ids(conn)
 
-    unknown, workspaces = common.read_source(settings, read)
-    if unknown:
+    statuses, workspaces = common.read_source(settings, read)
+    if unknown := [w for w, status in statuses.items() if status is None]:
         common.fail(f"unknown workspace(s): {', '.join(unknown)}")
+    if inactive := [f"{w} ({status})" for w, status in statuses.items() if status != "active"]:
+        common.fail(f"no reports for workspace(s) that are not active: {', '.join(inactive)} (like every request "
+                    "for them; the weekly schedule skips them too)")
     if not workspaces:
         common.fail("no active workspace to report on")
     keys = [f"{week.key}|{workspace_id}" for week in weeks for workspace_id in workspaces]

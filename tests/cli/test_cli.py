@@ -267,6 +267,9 @@ def test_report_url_links_a_weekly_report_and_names_a_missing_one(env, storage):
     this_week = datetime.now(UTC).date()
     early = cli(env, "report-url", "ws_a", this_week.isoformat())
     assert early.exit_code == 2 and "has not ended yet: its report is made after it ends" in early.stderr
+    ancient = cli(env, "report-url", "ws_a", "2020-01-06")  # no backfill hint that report-backfill would refuse
+    assert ancient.exit_code == 2 and "reports are made for the weeks from 2025-01-06 on" in ancient.stderr
+    assert "report-backfill" not in ancient.stderr
     no_pdf = cli(env, "report-url", "ws_a", "2026-11-26", "--pdf")
     assert no_pdf.exit_code == 2 and "no executive report PDF of 'ws_a'" in no_pdf.stderr
     storage.client.put_object(Bucket=storage.bucket, Key=storage.report_key("ws_a", date(2026, 11, 23), "pdf"),

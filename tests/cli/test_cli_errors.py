@@ -43,6 +43,10 @@ def test_report_backfill_names_an_unknown_workspace_and_an_unreadable_database(t
     typo = subprocess.run([*args, "--workspace", "ws_acmee"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env={**env, "ECLIPSE_DATABASE_URL": url})
     assert typo.returncode == 2 and "unknown workspace(s): ws_acmee" in typo.stderr, typo.stderr
+    archived = subprocess.run([*args, "--workspace", "ws_acme", "--workspace", "ws_umbrella"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env={**env, "ECLIPSE_DATABASE_URL": url})
+    assert archived.returncode == 2, archived.stderr
+    assert "no reports for workspace(s) that are not active: ws_umbrella (archived)" in archived.stderr
     down = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120, env={
         **env, "ECLIPSE_DATABASE_URL": "postgresql+psycopg2://eclipse:s3cret-pw@127.0.0.1:9/eclipse"})
     assert down.returncode == 2 and "cannot read workspaces from postgresql+psycopg2://***@127.0.0.1:9/" in down.stderr
