@@ -43,6 +43,7 @@ COMMANDS = {
     "run-workers": "eclipse_exports.cli.workers:run_workers_cmd",
     "audit": "eclipse_exports.cli.audit:audit",
 }
+INTERRUPTED_EXIT = 130  # 128 + SIGINT
 # Commands that make their own settings (they do not talk to a running product).
 WITHOUT_ENV_FILE = ("dev", "demo-data", None)
 
@@ -59,10 +60,15 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         """Run the command; an error no command foresaw is one line (exit 1), its traceback only with
-        ``ECLIPSE_DEBUG=1``: a command-line tool answers bad input with a message, never a Python traceback."""
+        ``ECLIPSE_DEBUG=1``: a command-line tool answers bad input with a message, never a Python traceback.
+        Ctrl-C ends a command with "Aborted!" and exit 130, the shells' code for SIGINT (exit 1 is ``status``
+        saying the job failed)."""
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("Aborted!", err=True)
+            ctx.exit(INTERRUPTED_EXIT)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence of every command
             if os.environ.get("ECLIPSE_DEBUG") == "1":

@@ -108,7 +108,7 @@ def unknown_job(job_id: str, jobs: "JobStatusStore | None" = None) -> NoReturn:
         where = (f" in the Redis at {conn.get('host', conn.get('path', '?'))}:{conn.get('port', '')}"
                  f"/{conn.get('db', 0)} (ECLIPSE_REDIS_URL; outside the project folder `source .local/env.sh` "
                  "first)")
-    fail(f"unknown job '{job_id}': no status hash{where}. A request XADDed by hand gets one when the sensor picks "
+    fail(f"unknown job {job_id!r}: no status hash{where}. A request XADDed by hand gets one when the sensor picks "
          "it up, within seconds; `eclipse-exports status JOB --watch` waits for it")
 
 

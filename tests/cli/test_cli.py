@@ -5,10 +5,13 @@ env-file reading runs the real installed command in a subprocess.
 """
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,6 +82,27 @@ def test_request_status_and_jobs_read_well(env, redis_client):
     assert "next       eclipse-exports retry bad-1" in failed.stdout
 
 
+def test_ctrl_c_on_a_watch_exits_130_not_the_failed_jobs_1(env, redis_client):
+    job(redis_client, "slow-1", "queued")
+    watch = subprocess.Popen([str(EXPORTS), "status", "slow-1", "--watch"], env={**os.environ, **env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        os.set_blocking(watch.stderr.fileno(), False)
+        deadline, first = time.monotonic() + 60, b""
+        while not first and time.monotonic() < deadline:  # its first redraw (on stderr): it is watching
+            first = watch.stderr.read(1) or b""
+            time.sleep(0.1)
+        assert first, "the watch printed nothing in 60 s"
+        watch.send_signal(signal.SIGINT)
+        os.set_blocking(watch.stderr.fileno(), True)
+        _out, err = watch.communicate(timeout=30)
+        err = first + err
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert watch.returncode == 130 and err.decode().strip().endswith("Aborted!"), (watch.returncode, err)
+
+
 def test_unknown_jobs_are_clear_errors(env):
     for command in (("status", "nope"), ("url", "nope"), ("retry", "nope")):
         result = cli(env, *command)
@@ -86,6 +110,9 @@ def test_unknown_jobs_are_clear_errors(env):
         # Which Redis was asked: a shell without the env file silently asks the machine's own one.
         port = env["ECLIPSE_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
         assert f"in the Redis at 127.0.0.1:{port}/" in " ".join(result.stderr.split()), command
+    two_lines = cli(env, "status", "abc\ndef")
+    assert two_lines.exit_code == 2 and "unknown job 'abc\\ndef'" in two_lines.stderr
+    assert len(two_lines.stderr.strip().splitlines()) == 1, two_lines.stderr
 
 
 def test_retry_sends_the_same_request_under_a_new_id_and_refuses_the_rest(env, redis_client):
