@@ -84,8 +84,11 @@ def test_request_status_and_jobs_read_well(env, redis_client):
 
 def test_ctrl_c_on_a_watch_exits_130_not_the_failed_jobs_1(env, redis_client):
     job(redis_client, "slow-1", "queued")
+    # SIGINT as a terminal leaves it: a test run started in the background (`.ci/run &`) ignores SIGINT, and so
+    # would its children, Python included.
     watch = subprocess.Popen([str(EXPORTS), "status", "slow-1", "--watch"], env={**os.environ, **env},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         os.set_blocking(watch.stderr.fileno(), False)
         deadline, first = time.monotonic() + 60, b""
