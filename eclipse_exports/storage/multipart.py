@@ -68,7 +68,7 @@ class MultipartUpload(io.RawIOBase):
     (``MAX_PARTS_IN_FLIGHT + 1`` at most) are allocated once and reused, and each part is
     sent from its buffer without a copy, so memory stays near ``part_bytes * (MAX_PARTS_IN_FLIGHT + 1)``
     whatever the file size (a 5 MiB block allocated and freed per part left the allocator holding freed
-    parts: peaks 15 MB higher and wandering more from run to run, docs/benchmarks.md).
+    parts: peaks higher and wandering more from run to run, docs/benchmarks.md).
     A file smaller than one part is sent with a single ``PutObject``.
     :meth:`complete` finishes the object; :meth:`abort` (or leaving a ``with``
     block on an exception) removes every uploaded part. :attr:`sha256` is the
@@ -98,7 +98,7 @@ class MultipartUpload(io.RawIOBase):
         self._stored = 0
         self._stored_lock = threading.Lock()
         self._part_bytes = part_bytes
-        self._buffer: bytearray | None = None  # the part being filled, ``part_bytes`` long
+        self._buffer: bytearray | None = None  # the part being filled: ``_filled`` bytes so far
         self._filled = 0
         self._free_buffers: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._buffers_made = 0
@@ -133,13 +133,15 @@ class MultipartUpload(io.RawIOBase):
 
     def _take_buffer(self) -> bytearray:
         """A part buffer: a new one while fewer than ``MAX_PARTS_IN_FLIGHT + 1`` exist, else the next one a sent
-        part gives back (waiting for it: that is what holds the writer to the uploads' pace)."""
+        part gives back (waiting for it: that is what holds the writer to the uploads' pace). A new buffer starts
+        empty and grows as :meth:`write` fills it, so a small file (a report's page) takes its own size, not
+        ``part_bytes``; a reused one is ``part_bytes`` long and is filled in place."""
         try:
             return self._free_buffers.get_nowait()
         except queue.Empty:
             if self._buffers_made <= MAX_PARTS_IN_FLIGHT:
                 self._buffers_made += 1
-                return bytearray(self._part_bytes)
+                return bytearray()
             return self._free_buffers.get()
 
     @property

@@ -66,7 +66,9 @@ def test_small_file_is_one_put_and_counts_toward_quota(storage):
     key = storage.export_key("ws_a", "actions", "small", "json", datetime.now(UTC))
     with storage.open_upload(key, "application/json") as upload:
         upload.write(b"[]\n")
+        assert len(upload._buffer) == 3  # a small file's buffer is its size, not a whole 5 MiB part
     assert storage.exists(key)
+    assert storage.client.get_object(Bucket=storage.bucket, Key=key)["Body"].read() == b"[]\n"
     assert storage.workspace_export_bytes("ws_a") == 3
     assert storage.workspace_export_bytes("ws_b") == 0
 
